@@ -1,0 +1,158 @@
+/**
+ * Every error ghl-connect throws is a {@link GhlError}: a stable `code` from {@link ERROR_CODES},
+ * an HTTP `status` a server can answer with, a message a person understands, and an optional `cause`.
+ *
+ * Nothing secret is ever put on an enumerable property: logging or JSON-serialising an error dumps
+ * no token (the approach of panva/oauth4webapi, which keeps `response` non-enumerable).
+ *
+ * @example
+ * try { await ghl.location('LOC').get('/contacts/') }
+ * catch (err) { if (err instanceof GhlError && err.code === 'GHL_NOT_INSTALLED') … }
+ */
+
+/** The table of error codes: code → [HTTP status, what it means]. Documented in README ("Error codes"). */
+export const ERROR_CODES = {
+  GHL_CONFIG_INVALID: [500, 'A setting is missing or malformed.'],
+  GHL_OAUTH_STATE_INVALID: [400, 'The install request is missing, forged, expired or already used.'],
+  GHL_OAUTH_DENIED: [400, 'The user declined the installation on HighLevel.'],
+  GHL_OAUTH_CODE_MISSING: [400, 'HighLevel redirected back without an authorization code.'],
+  GHL_OAUTH_GRANT_REJECTED: [400, 'HighLevel rejected the authorization code or refresh token.'],
+  GHL_OAUTH_CLIENT_REJECTED: [401, 'HighLevel rejected the app credentials (client id or secret).'],
+  GHL_OAUTH_INVALID_RESPONSE: [502, 'HighLevel answered with a body that does not match its documented shape.'],
+  GHL_UPSTREAM_UNAVAILABLE: [502, 'HighLevel answered with a server error.'],
+  GHL_API_ERROR: [502, 'HighLevel answered the API call with an error.'],
+  GHL_RATE_LIMITED: [429, 'The HighLevel rate limit for this location or company is spent.'],
+  GHL_REAUTHORIZATION_REQUIRED: [401, 'The installation must be authorized again by a HighLevel user.'],
+  GHL_NOT_INSTALLED: [404, 'The app is not installed for this location or company.'],
+  GHL_TIMEOUT: [504, 'HighLevel did not answer in time.'],
+  GHL_NETWORK: [502, 'HighLevel could not be reached.'],
+  GHL_ABORTED: [499, 'The call was aborted by the caller.'],
+  GHL_UNAUTHORIZED: [401, 'The request to the connector lacks a valid API key.'],
+  GHL_BAD_REQUEST: [400, 'The request is malformed.'],
+  GHL_WEBHOOK_SIGNATURE_INVALID: [401, 'The webhook signature is missing or does not verify.'],
+  GHL_WEBHOOK_REPLAYED: [409, 'The webhook was already received (duplicate webhookId).'],
+  GHL_WEBHOOK_STALE: [400, 'The webhook timestamp is outside the accepted window.'],
+  GHL_WEBHOOK_INVALID: [400, 'The webhook body is malformed or of an unknown type.'],
+  GHL_WEBHOOK_TOO_LARGE: [413, 'The webhook body is larger than allowed.'],
+  GHL_SSO_INVALID: [400, 'The SSO payload could not be decrypted or is not a user context.'],
+  GHL_VAULT_KEY_MISSING: [500, 'A stored row was encrypted with a key that is not configured.'],
+  GHL_VAULT_DECRYPT_FAILED: [500, 'A stored secret failed authentication on decryption.'],
+  GHL_VAULT_CONFLICT: [409, 'The installation was changed concurrently.'],
+  GHL_LOCK_TIMEOUT: [503, 'Timed out waiting for another worker to refresh the token.'],
+  GHL_INTERNAL: [500, 'An unexpected error occurred.'],
+} as const satisfies Record<string, readonly [number, string]>
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+export interface GhlErrorOptions {
+  cause?: unknown
+  /** Overrides the status from the code table. */
+  status?: number
+}
+
+/** The one base class. `code` is stable; `message` is for people. */
+export class GhlError extends Error {
+  readonly code: ErrorCode
+  readonly status: number
+
+  constructor(code: ErrorCode, message?: string, options: GhlErrorOptions = {}) {
+    super(message ?? ERROR_CODES[code][1], options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'GhlError'
+    this.code = code
+    this.status = options.status ?? ERROR_CODES[code][0]
+  }
+
+  /** A body safe to send to a client: never includes `cause`. */
+  toJSON(): { code: ErrorCode; message: string; status: number } {
+    return { code: this.code, message: this.message, status: this.status }
+  }
+}
+
+/** HighLevel answered an API call with an error status. `body` is HighLevel's (never our request). */
+export class HighLevelApiError extends GhlError {
+  readonly upstreamStatus: number
+  readonly body: unknown
+  readonly traceId: string | undefined
+
+  constructor(upstreamStatus: number, body: unknown, traceId: string | undefined, message?: string) {
+    super('GHL_API_ERROR', message ?? `HighLevel answered ${upstreamStatus}${describeBody(body)}`)
+    this.name = 'HighLevelApiError'
+    this.upstreamStatus = upstreamStatus
+    this.body = body
+    this.traceId = traceId
+  }
+}
+
+/** The token endpoint (or another OAuth endpoint) refused the request. `oauthError` is e.g. `invalid_grant`. */
+export class OAuthError extends GhlError {
+  readonly upstreamStatus: number | undefined
+  readonly oauthError: string | undefined
+  readonly traceId: string | undefined
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: { upstreamStatus?: number; oauthError?: string; traceId?: string; cause?: unknown } = {},
+  ) {
+    super(code, message, { cause: details.cause })
+    this.name = 'OAuthError'
+    this.upstreamStatus = details.upstreamStatus
+    this.oauthError = details.oauthError
+    this.traceId = details.traceId
+  }
+}
+
+/** The rate limit is spent and the call's deadline does not allow waiting for the next window. */
+export class RateLimitedError extends GhlError {
+  readonly retryAfterMs: number
+
+  constructor(retryAfterMs: number, message?: string) {
+    super('GHL_RATE_LIMITED', message ?? `Rate limit reached; retry in ${Math.ceil(retryAfterMs)} ms`)
+    this.name = 'RateLimitedError'
+    this.retryAfterMs = retryAfterMs
+  }
+}
+
+/** The grant is dead and Reconnect could not recover it: a HighLevel user must install the app again. */
+export class ReauthorizationRequiredError extends GhlError {
+  readonly installationId: string
+
+  constructor(installationId: string, message?: string, cause?: unknown) {
+    super(
+      'GHL_REAUTHORIZATION_REQUIRED',
+      message ?? `Installation ${installationId} needs to be authorized again by a HighLevel user`,
+      { cause },
+    )
+    this.name = 'ReauthorizationRequiredError'
+    this.installationId = installationId
+  }
+}
+
+/** No usable installation for that location or company (never installed, or uninstalled). */
+export class NotInstalledError extends GhlError {
+  readonly resource: { locationId?: string; companyId?: string }
+
+  constructor(resource: { locationId?: string; companyId?: string }, message?: string) {
+    const what = resource.locationId ? `location ${resource.locationId}` : `company ${resource.companyId}`
+    super('GHL_NOT_INSTALLED', message ?? `The app is not installed for ${what}`)
+    this.name = 'NotInstalledError'
+    this.resource = resource
+  }
+}
+
+/** A webhook failed verification: bad signature, replay, stale timestamp. */
+export class WebhookRejectedError extends GhlError {
+  constructor(code: Extract<ErrorCode, `GHL_WEBHOOK_${string}`>, message?: string) {
+    super(code, message)
+    this.name = 'WebhookRejectedError'
+  }
+}
+
+function describeBody(body: unknown): string {
+  if (body && typeof body === 'object' && 'message' in body) {
+    const m = (body as { message: unknown }).message
+    const text = Array.isArray(m) ? m.join('; ') : String(m)
+    return `: ${text.slice(0, 200)}`
+  }
+  return ''
+}

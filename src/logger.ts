@@ -1,0 +1,65 @@
+/**
+ * The structured logger (pino) with redaction: any property that could hold a secret is replaced by
+ * "[redacted]" wherever it appears in a logged object. Code must still never log a token on purpose;
+ * redaction is the second line of defence.
+ */
+import { pino, type Logger, type DestinationStream } from 'pino'
+
+export type { Logger }
+
+/** Property names whose values are never written to a log. */
+export const REDACTED_KEYS = [
+  'access_token',
+  'refresh_token',
+  'accessToken',
+  'refreshToken',
+  'client_secret',
+  'clientSecret',
+  'authorization',
+  'Authorization',
+  'code',
+  'token',
+  'tokens',
+  'password',
+  'secret',
+  'sharedSecret',
+  'encryptionKeys',
+  'x-connector-key',
+  'authorizationCode',
+] as const
+
+/** Builds pino `redact.paths` for keys at the top level and up to three levels deep. */
+function redactPaths(): string[] {
+  const paths: string[] = []
+  for (const key of REDACTED_KEYS) {
+    const k = /^[A-Za-z_$][\w$]*$/.test(key) ? key : `["${key}"]`
+    const dot = k.startsWith('[') ? '' : '.'
+    paths.push(k, `*${dot}${k}`, `*.*${dot}${k}`, `*.*.*${dot}${k}`)
+  }
+  return paths
+}
+
+export interface LoggerOptions {
+  level?: string
+  /** Where lines go (stdout by default); tests pass a stream to inspect what was logged. */
+  destination?: DestinationStream
+  name?: string
+}
+
+/** Creates the project's logger: JSON lines, secrets redacted. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      name: options.name ?? 'ghl-connect',
+      level: options.level ?? 'info',
+      redact: { paths: redactPaths(), censor: '[redacted]' },
+      serializers: { err: pino.stdSerializers.err },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
+  )
+}
+
+/** A logger that writes nothing (library default when the caller gives none). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' })
+}
