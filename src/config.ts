@@ -123,6 +123,8 @@ export interface LoadConfigOptions {
   envFile?: string | false
   /** Defaults applied under the file and env (used by `ghl-connect dev` to wire in the sandbox). */
   defaults?: Record<string, string>
+  /** Values that win over `env` and the file (used by `ghl-connect dev` to point at the sandbox). */
+  overrides?: Record<string, string | undefined>
   /** Accept a missing GHL_ENCRYPTION_KEY (for commands that never touch tokens). */
   allowMissingKey?: boolean
 }
@@ -132,7 +134,7 @@ const SECRET_VARIABLES = new Set(['GHL_CLIENT_SECRET', 'GHL_ENCRYPTION_KEY', 'GH
 /** Reads, validates and freezes the configuration. Throws {@link ConfigError} listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const fileVars = readEnvFile(options.envFile ?? (options.env ? false : '.env'))
-  const env: Record<string, string | undefined> = { ...options.defaults, ...fileVars, ...(options.env ?? process.env) }
+  const env: Record<string, string | undefined> = { ...options.defaults, ...fileVars, ...(options.env ?? process.env), ...definedOnly(options.overrides) }
   const issues: ConfigIssue[] = []
   const show = (name: string, value: string | undefined): string =>
     value === undefined || value === ''
@@ -280,7 +282,12 @@ export function parseKeys(raw: string | undefined, problem?: (variable: string, 
   return keys
 }
 
-function readEnvFile(path: string | false): Record<string, string> {
+function definedOnly(values: Record<string, string | undefined> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(values ?? {}).filter((e): e is [string, string] => e[1] !== undefined))
+}
+
+/** Reads a `.env`-style file (missing file → empty). */
+export function readEnvFile(path: string | false): Record<string, string> {
   if (!path) return {}
   const full = resolve(path)
   if (!existsSync(full)) return {}
