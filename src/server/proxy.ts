@@ -1,0 +1,70 @@
+/**
+ * The proxy: `ALL /proxy/locations/:locationId/<HighLevel path>` and `/proxy/companies/:companyId/<path>`.
+ * Any app, in any language, calls HighLevel through it: the connector adds the installation's token
+ * and applies refresh, rate limits and retries (the same client as the library); HighLevel's status,
+ * headers and body stream back unchanged. Authenticated with the connector API key.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Connector } from '../connector.js'
+import { GhlError, HighLevelApiError } from '../errors.js'
+import type { ResourceClient } from '../client/index.js'
+import { checkApiKey } from './api-key.js'
+
+/** Request headers passed on to HighLevel (never the caller's Authorization: that is our API key). */
+const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'accept-language', 'version', 'if-none-match']
+/** Response headers not copied back (hop-by-hop, or recomputed by our server). */
+const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-authenticate', 'trailer'])
+
+/** Registers the proxy routes on an encapsulated scope (its bodies are taken as raw bytes). */
+export function registerProxy(scope: FastifyInstance, connector: Connector): void {
+  scope.removeAllContentTypeParsers()
+  scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 10 * 1024 * 1024 }, (_req, body, done) => done(null, body))
+
+  const handle = (pick: (params: Record<string, string>) => ResourceClient) => async (req: FastifyRequest, reply: FastifyReply) => {
+    if (!checkApiKey(req, connector.config.connectorApiKey)) {
+      return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
+    }
+    const params = req.params as Record<string, string>
+    const path = `/${params['*'] ?? ''}`
+    const search = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
+    const headers: Record<string, string> = {}
+    for (const name of FORWARDED_REQUEST_HEADERS) {
+      const v = req.headers[name]
+      if (typeof v === 'string' && name !== 'version') headers[name] = v
+    }
+    const version = typeof req.headers.version === 'string' ? req.headers.version : undefined
+    const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined
+    const abort = new AbortController()
+    req.raw.once('close', () => {
+      if (!reply.sent) abort.abort()
+    })
+    try {
+      const res = await pick(params).request(req.method, path + search, {
+        headers,
+        version,
+        rawBody: body,
+        signal: abort.signal,
+        responseType: 'stream',
+      })
+      if (!('body' in res) || typeof (res.body as NodeJS.ReadableStream).pipe !== 'function') {
+        return reply.code(res.status).send((res as { data?: unknown }).data)
+      }
+      reply.code(res.status)
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) reply.header(name, value)
+      }
+      return reply.send(res.body)
+    } catch (err) {
+      if (err instanceof HighLevelApiError) {
+        // HighLevel's own answer, passed through unchanged.
+        if (err.traceId) reply.header('x-trace-id', err.traceId)
+        return reply.code(err.upstreamStatus).send(err.body)
+      }
+      if (err instanceof GhlError) return reply.code(err.status).send(err.toJSON())
+      throw err
+    }
+  }
+
+  scope.all('/proxy/locations/:locationId/*', handle((p) => connector.location(p.locationId!)))
+  scope.all('/proxy/companies/:companyId/*', handle((p) => connector.company(p.companyId!)))
+}

@@ -1,0 +1,73 @@
+/**
+ * The install flow in a real browser: Debian's Chromium driven by playwright-core clicks Install on the
+ * connector's page, chooses a sub-account on the sandbox's consent page, approves, and lands back on
+ * the connector, which lists the new installation.
+ */
+import { test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser } from 'playwright-core'
+import { startStack, type Stack } from '../helpers/stack.js'
+import { tempDir } from '../helpers/services.js'
+
+const CHROMIUM = process.env.GHL_TEST_CHROMIUM ?? '/usr/bin/chromium'
+const ON_CI = process.env.CI === 'true' || process.env.CI === '1'
+if (!existsSync(CHROMIUM) && ON_CI) throw new Error(`CI requires Chromium at ${CHROMIUM} (apt-get install chromium)`)
+const skip = existsSync(CHROMIUM) ? false : `Chromium not found at ${CHROMIUM} (set GHL_TEST_CHROMIUM or apt-get install chromium)`
+
+let stack: Stack
+let browser: Browser
+const shots = tempDir('ghl-browser-')
+
+before(async () => {
+  if (skip) return
+  stack = await startStack()
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+  })
+})
+after(async () => {
+  await browser?.close()
+  await stack?.close()
+  shots.remove()
+})
+
+test('click Install, choose a location, approve → installation listed', { skip, timeout: 60_000 }, async () => {
+  const location = stack.sandbox.companies[0]!.locations[2]!
+  const page = await browser.newPage()
+  await page.goto(`${stack.url}/`)
+  assert.equal(await page.locator('#no-installations').count(), 1)
+  await page.click('#install')
+  await page.waitForURL((u) => u.toString().startsWith(stack.sandbox.url))
+  assert.match(new URL(page.url()).pathname, /\/v2\/oauth\/chooselocation$/)
+  await page.check(`input[name="target"][value="location:${location.locationId}"]`)
+  await page.screenshot({ path: join(shots.path, 'consent.png') })
+  await page.click('#approve')
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.url}/oauth/callback`))
+  assert.match(await page.locator('#result').innerText(), /installed/i)
+  await page.goto(`${stack.url}/`)
+  const row = page.locator('#installations tbody tr')
+  assert.equal(await row.count(), 1)
+  const text = await row.first().innerText()
+  assert.match(text, new RegExp(location.locationId))
+  assert.match(text, /active/)
+  const html = await page.content()
+  const [installation] = await stack.connector.installations()
+  const stored = await stack.connector.vault.getInstallation(installation!.id)
+  assert.ok(!html.includes(stored!.tokens!.accessToken), 'no token in the page')
+  await page.screenshot({ path: join(shots.path, 'installed.png') })
+})
+
+test('Deny on the consent page shows a clear "declined" page and stores nothing', { skip, timeout: 60_000 }, async () => {
+  const before = (await stack.connector.installations()).length
+  const page = await browser.newPage()
+  await page.goto(`${stack.url}/oauth/install`)
+  await page.locator(`input[name="target"][value^="location:"]`).first().check()
+  await page.click('#deny')
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.url}/oauth/callback`))
+  assert.match(await page.locator('h1').innerText(), /declined/i)
+  assert.equal(await page.locator('#error').getAttribute('data-code'), 'GHL_OAUTH_DENIED')
+  assert.equal((await stack.connector.installations()).length, before)
+})

@@ -1,0 +1,134 @@
+/**
+ * A whole stack for end-to-end tests: the sandbox (HighLevel's side) and the connector server, both
+ * on loopback, wired together like `ghl-connect dev` does, on a fresh SQLite file or PostgreSQL database.
+ * Everything the connector logs is captured in `logs` so tests can search it for secrets.
+ */
+import { createServer } from 'node:net'
+import { Writable } from 'node:stream'
+import { request } from 'undici'
+import { loadConfig, type Config } from '../../src/config.js'
+import { createLogger } from '../../src/logger.js'
+import { createConnector, type Connector } from '../../src/connector.js'
+import { buildServer } from '../../src/server/app.js'
+import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js'
+import { freshDatabase, testKey, type DialectName } from './services.js'
+
+export interface Stack {
+  sandbox: Sandbox
+  connector: Connector
+  config: Config
+  /** The connector's base URL. */
+  url: string
+  apiKey: string
+  databaseUrl: string
+  /** Every line the connector logged (JSON). */
+  logs: string[]
+  close(): Promise<void>
+}
+
+export interface StackOptions {
+  dialect?: DialectName
+  env?: Record<string, string>
+  sandbox?: SandboxOptions
+  background?: boolean
+}
+
+/** A free loopback port (the connector's redirect URI must be known before it listens). */
+export async function freePort(): Promise<number> {
+  const srv = createServer()
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  const port = (srv.address() as { port: number }).port
+  await new Promise<void>((resolve) => srv.close(() => resolve()))
+  return port
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const sandbox = await startSandbox({ port: 0, ...options.sandbox })
+  const db = await freshDatabase(options.dialect ?? 'sqlite')
+  const port = await freePort()
+  const url = `http://127.0.0.1:${port}`
+  const apiKey = `test-api-key-${Math.random().toString(36).slice(2)}xxxxxxxx`
+  sandbox.configureApp({ redirectUris: [`${url}/oauth/callback`], webhookUrl: `${url}/webhooks/highlevel` })
+  const config = loadConfig({
+    env: {
+      GHL_CLIENT_ID: sandbox.app.clientId,
+      GHL_CLIENT_SECRET: sandbox.app.clientSecret,
+      GHL_REDIRECT_URI: `${url}/oauth/callback`,
+      GHL_SCOPES: sandbox.app.scopes.join(' '),
+      GHL_API_URL: sandbox.url,
+      GHL_MARKETPLACE_URL: sandbox.url,
+      GHL_ENCRYPTION_KEY: testKey(),
+      GHL_CONNECTOR_API_KEY: apiKey,
+      GHL_SHARED_SECRET: sandbox.app.sharedSecret,
+      GHL_WEBHOOK_ED25519_PUBLIC_KEY: sandbox.publicKeys.ed25519,
+      GHL_WEBHOOK_RSA_PUBLIC_KEY: sandbox.publicKeys.rsa,
+      GHL_TOKEN_TIMEOUT_MS: '1500',
+      GHL_REFRESH_JITTER_MS: '0',
+      DATABASE_URL: db.url,
+      PORT: String(port),
+      LOG_LEVEL: 'debug',
+      ...options.env,
+    },
+  })
+  const logs: string[] = []
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean))
+      cb()
+    },
+  })
+  const logger = createLogger({ level: 'debug', destination })
+  const connector = await createConnector({ config, logger, background: options.background ?? false })
+  const app = await buildServer(connector, { sandboxUrl: sandbox.url })
+  await app.listen({ port, host: '127.0.0.1' })
+  return {
+    sandbox,
+    connector,
+    config,
+    url,
+    apiKey,
+    databaseUrl: db.url,
+    logs,
+    close: async () => {
+      await app.close()
+      await connector.close()
+      await sandbox.close()
+      await db.cleanup()
+    },
+  }
+}
+
+/** JSON from a sandbox control. */
+export async function sandboxJson<T = any>(sandbox: Sandbox, method: 'GET' | 'POST' | 'PUT', path: string, body?: unknown): Promise<T> {
+  const res = await request(`${sandbox.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
+  const text = await res.body.text()
+  if (res.statusCode >= 400) throw new Error(`sandbox ${method} ${path} → ${res.statusCode}: ${text}`)
+  return (text ? JSON.parse(text) : undefined) as T
+}
+
+/**
+ * Runs the install flow over HTTP without a browser: `/oauth/install` → the sandbox's consent
+ * (`POST /_sandbox/authorize`) → the connector's callback. Returns the callback's answer.
+ */
+export async function installViaHttp(
+  stack: Stack,
+  target: { locationId?: string; companyId?: string; locationIds?: string[]; webhookTiming?: 'early' | 'after-exchange' | 'none' },
+): Promise<{ status: number; html: string; callbackUrl: string }> {
+  const start = await request(`${stack.url}/oauth/install`, { method: 'GET' })
+  await start.body.dump()
+  if (start.statusCode !== 302) throw new Error(`/oauth/install answered ${start.statusCode}`)
+  const authorize = new URL(String(start.headers.location))
+  const consent = await sandboxJson<{ redirect: string }>(stack.sandbox, 'POST', '/_sandbox/authorize', {
+    clientId: authorize.searchParams.get('client_id'),
+    redirectUri: authorize.searchParams.get('redirect_uri'),
+    scope: authorize.searchParams.get('scope'),
+    state: authorize.searchParams.get('state'),
+    ...target,
+  })
+  const callback = await request(consent.redirect, { method: 'GET' })
+  return { status: callback.statusCode, html: await callback.body.text(), callbackUrl: consent.redirect }
+}
