@@ -12,7 +12,7 @@
  * - `GET /healthz`
  */
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify"
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
 import { handleSsoRequest } from '../sso/decrypt.js'
@@ -34,7 +34,7 @@ const HTML_HEADERS = {
 }
 
 /** Builds the Fastify app for a connector (not listening yet). */
-export async function buildServer(connector: Connector, options: ServerOptions = {}): Promise<FastifyInstance> {
+export async function buildServer(connector: Connector, options: ServerOptions = {}) {
   const { config } = connector
   const log = connector.logger
   const app = Fastify({

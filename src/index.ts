@@ -1,0 +1,31 @@
+/**
+ * ghl-connect — the library. Named exports only: nothing internal leaks.
+ *
+ * @example
+ * import { createConnector } from 'ghl-connect'
+ * const ghl = await createConnector()
+ * const res = await ghl.location('LOC_ID').get('/contacts/', { query: { locationId: 'LOC_ID' } })
+ */
+export { createConnector, Connector, type ConnectorOptions, type ConnectorEvents } from './connector.js'
+export { loadConfig, parseKeys, ConfigError, type Config, type ConfigIssue, type LoadConfigOptions, type EncryptionKey, type RateLimitSettings } from './config.js'
+export {
+  ERROR_CODES,
+  GhlError,
+  HighLevelApiError,
+  OAuthError,
+  RateLimitedError,
+  ReauthorizationRequiredError,
+  NotInstalledError,
+  WebhookRejectedError,
+  type ErrorCode,
+} from './errors.js'
+export { createLogger, type Logger } from './logger.js'
+export { systemClock, ManualClock, type Clock } from './clock.js'
+export { createVault, TokenCipher } from './vault/index.js'
+export type { Vault, Installation, InstallationSummary, InstallationInput, InstallationStatus, TokenSet, UserType } from './vault/types.js'
+export { buildAuthorizeUrl, InstallFlow } from './oauth/index.js'
+export type { Target, AccessGrant, TokenProvider, TokenManager, TokenEvents } from './tokens/types.js'
+export { HighLevelClient, type ResourceClient, type RequestOptions, type ApiResponse, type StreamResponse } from './client/index.js'
+export { createRateLimiter, type RateLimiter } from './ratelimit/index.js'
+export { WebhookReceiver, verifyWebhookSignature } from './webhooks/index.js'
+export { decryptUserContext, type UserContext } from './sso/index.js'
