@@ -1,0 +1,21 @@
+/**
+ * The HighLevel sandbox: a local, independent implementation of HighLevel's side (OAuth server,
+ * a few APIs, rate limits, signed webhooks, SSO payloads, fault injection) for development and tests.
+ * Behaviours and controls: ./README.md.
+ */
+export { startSandbox } from './server.js'
+export type {
+  Sandbox,
+  SandboxApp,
+  SandboxOptions,
+  SandboxRateLimit,
+  SandboxSeed,
+  SandboxSeedApp,
+  SandboxSeedCompany,
+  SandboxSeedLocation,
+  SandboxSeedUser,
+  WebhookTiming,
+} from './types.js'
+export type { SandboxStats } from './store.js'
+export type { FaultEndpoint, FaultKind } from './faults.js'
+export type { SsoUserContext } from './sso.js'

@@ -1,0 +1,315 @@
+/**
+ * Test controls under `/_sandbox/` (documented in ../README.md). JSON in, JSON out.
+ */
+import type { FastifyInstance } from 'fastify'
+import { z } from 'zod'
+import { sendEvents } from '../consent.js'
+import { badRequest, bodyOf, notFound, zodMessages, type SandboxContext } from '../http.js'
+import { encryptWithPassphrase, type SsoUserContext } from '../sso.js'
+import type { TokenRecord } from '../types.js'
+
+const appChangeSchema = z.object({
+  redirectUris: z.array(z.url()).optional(),
+  webhookUrl: z.url().nullable().optional(),
+  scopes: z.array(z.string().min(1)).optional(),
+})
+
+const settingsSchema = z.object({
+  accessTokenTtlSec: z.number().positive().optional(),
+  codeTtlSec: z.number().positive().optional(),
+  rateLimit: z
+    .object({
+      burstMax: z.number().int().positive().optional(),
+      burstWindowMs: z.number().int().positive().optional(),
+      dailyMax: z.number().int().positive().optional(),
+      dailyWindowMs: z.number().int().positive().optional(),
+    })
+    .optional(),
+  reconnect: z.enum(['allow', 'refuse']).optional(),
+  webhookTiming: z.enum(['early', 'after-exchange', 'none']).optional(),
+})
+
+const faultSchema = z.object({
+  endpoint: z.enum(['token', 'locationToken', 'reconnect', 'api']),
+  kind: z.enum(['error500', 'hang', 'malformed']),
+  count: z.number().int().positive().default(1),
+  hangMs: z.number().int().positive().optional(),
+})
+
+const targetSchema = z
+  .object({ token: z.string().min(1).optional(), locationId: z.string().min(1).optional(), companyId: z.string().min(1).optional() })
+  .refine((b) => [b.token, b.locationId, b.companyId].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of token, locationId or companyId',
+  })
+
+const uninstallSchema = z
+  .object({ appId: z.string().optional(), locationId: z.string().min(1).optional(), companyId: z.string().min(1).optional() })
+  .refine((b) => (b.locationId === undefined) !== (b.companyId === undefined), { message: 'give exactly one of locationId or companyId' })
+
+const ssoSchema = z.object({
+  appId: z.string().optional(),
+  userId: z.string().optional(),
+  companyId: z.string().optional(),
+  locationId: z.string().optional(),
+  role: z.string().optional(),
+  type: z.string().optional(),
+})
+
+const pitSchema = z
+  .object({ locationId: z.string().min(1).optional(), companyId: z.string().min(1).optional(), scopes: z.array(z.string().min(1)).optional() })
+  .refine((b) => (b.locationId === undefined) !== (b.companyId === undefined), { message: 'give exactly one of locationId or companyId' })
+
+/** Public view of a credential (`GET /_sandbox/tokens`). */
+function tokenView(ctx: SandboxContext, t: TokenRecord): Record<string, unknown> {
+  return {
+    type: t.type,
+    value: t.value,
+    state: ctx.store.tokenState(t),
+    clientId: t.clientId,
+    companyId: t.companyId,
+    locationId: t.locationId,
+    userType: t.userType,
+    scopes: t.scopes,
+    source: t.source,
+    issuedAt: new Date(t.issuedAt).toISOString(),
+    expiresAt: t.expiresAt === null ? null : new Date(t.expiresAt).toISOString(),
+  }
+}
+
+/** Registers the `/_sandbox/*` controls. */
+export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext, reset: () => void): void {
+  const store = ctx.store
+
+  app.get('/_sandbox/apps', async () =>
+    store.apps.map((a) => ({
+      appId: a.appId,
+      clientId: a.clientId,
+      clientSecret: a.clientSecret,
+      sharedSecret: a.sharedSecret,
+      redirectUris: a.redirectUris,
+      scopes: a.scopes,
+      distribution: a.distribution,
+      webhookUrl: a.webhookUrl,
+    })),
+  )
+
+  app.put('/_sandbox/apps/:appId', async (req, reply) => {
+    const target = store.appById((req.params as { appId: string }).appId)
+    if (!target) return notFound(reply, 'Unknown app')
+    const input = bodyOf(req)
+    const parsed = appChangeSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const c = parsed.data
+    if (c.redirectUris) target.redirectUris = c.redirectUris
+    if (c.webhookUrl !== undefined) target.webhookUrl = c.webhookUrl
+    if (c.scopes) target.scopes = c.scopes
+    ctx.persist()
+    return { appId: target.appId, redirectUris: target.redirectUris, webhookUrl: target.webhookUrl, scopes: target.scopes }
+  })
+
+  app.get('/_sandbox/companies', async () =>
+    store.companies.map((c) => ({ companyId: c.companyId, name: c.name, locations: c.locations.map((l) => ({ locationId: l.locationId, name: l.name })) })),
+  )
+
+  app.get('/_sandbox/users', async () => store.users)
+  app.get('/_sandbox/installs', async () => store.installs)
+  app.get('/_sandbox/stats', async () => store.stats)
+  app.get('/_sandbox/tokens', async () => [...store.tokens.values()].map((t) => tokenView(ctx, t)))
+
+  app.post('/_sandbox/tokens/expire', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = targetSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = parsed.data
+    const now = store.now()
+    let expired = 0
+    if (b.token) {
+      const t = store.tokens.get(b.token)
+      if (!t) return notFound(reply, 'Unknown token')
+      t.expiresAt = now
+      expired = 1
+    } else {
+      for (const t of store.tokens.values()) {
+        const hit = b.locationId ? t.locationId === b.locationId : t.userType === 'Company' && t.companyId === b.companyId
+        if (t.type === 'access' && hit && store.tokenState(t) === 'active') {
+          t.expiresAt = now
+          expired++
+        }
+      }
+    }
+    ctx.persist()
+    return { expired }
+  })
+
+  app.post('/_sandbox/tokens/revoke', async (req, reply) => {
+    const token = bodyOf(req).token
+    if (typeof token !== 'string') return badRequest(reply, 'token is required')
+    const t = store.tokens.get(token)
+    if (!t) return notFound(reply, 'Unknown token')
+    const revoked = store.revokeWhere((x) => x === t)
+    ctx.persist()
+    return { revoked }
+  })
+
+  app.get('/_sandbox/settings', async () => store.settings)
+  app.put('/_sandbox/settings', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = settingsSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const s = parsed.data
+    if (s.accessTokenTtlSec !== undefined) store.settings.accessTokenTtlSec = s.accessTokenTtlSec
+    if (s.codeTtlSec !== undefined) store.settings.codeTtlSec = s.codeTtlSec
+    if (s.rateLimit) Object.assign(store.settings.rateLimit, Object.fromEntries(Object.entries(s.rateLimit).filter(([, v]) => v !== undefined)))
+    if (s.reconnect) store.settings.reconnect = s.reconnect
+    if (s.webhookTiming) store.settings.webhookTiming = s.webhookTiming
+    return store.settings
+  })
+
+  app.post('/_sandbox/faults', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = faultSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const f = parsed.data
+    ctx.faults.add(f.endpoint, f.kind, f.count, f.hangMs)
+    return { pending: ctx.faults.pending() }
+  })
+
+  app.post('/_sandbox/reset', async () => {
+    reset()
+    return { reset: true }
+  })
+
+  app.get('/_sandbox/keys', async () => ctx.webhooks.publicKeys())
+
+  app.post('/_sandbox/uninstall', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = uninstallSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = parsed.data
+    const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
+    if (!theApp) return notFound(reply, 'Unknown app')
+    const appId = theApp.appId
+    const now = store.now()
+    const events: Array<Record<string, unknown>> = []
+    let revoked = 0
+    if (b.locationId) {
+      const locationId = b.locationId
+      const own = store.activeInstall(appId, 'Location', locationId)
+      const location = store.location(locationId)
+      const agency = location ? store.activeInstall(appId, 'Company', location.companyId) : undefined
+      const covered = agency ? store.agencyCovers(agency, locationId) : false
+      if (!own && !covered) return notFound(reply, `The app is not installed for location ${locationId}`)
+      if (own) own.uninstalledAt = now
+      if (agency && covered) agency.excludedLocations.push(locationId)
+      revoked = store.revokeWhere((t) => t.appId === appId && t.locationId === locationId)
+      events.push({ type: 'UNINSTALL', appId, locationId })
+    } else {
+      const companyId = b.companyId!
+      const agency = store.activeInstall(appId, 'Company', companyId)
+      if (!agency) return notFound(reply, `The app is not installed for company ${companyId}`)
+      const covered = (store.company(companyId)?.locations ?? [])
+        .map((l) => l.locationId)
+        .filter((id) => store.agencyCovers(agency, id) && !store.activeInstall(appId, 'Location', id))
+      agency.uninstalledAt = now
+      // The agency's tokens and every location token minted from them.
+      revoked = store.revokeWhere(
+        (t) => t.appId === appId && (t.installId === agency.installId || (t.userType === 'Company' && t.companyId === companyId)),
+      )
+      events.push({ type: 'UNINSTALL', appId, companyId }, ...covered.map((locationId) => ({ type: 'UNINSTALL', appId, locationId })))
+    }
+    ctx.persist()
+    const before = ctx.webhooks.list().length
+    await sendEvents(ctx, appId, events)
+    const webhookIds = ctx.webhooks.list().slice(before).map((d) => d.webhookId)
+    return { uninstalled: true, revoked, webhookIds }
+  })
+
+  app.get('/_sandbox/webhooks', async () =>
+    ctx.webhooks.list().map((d) => ({
+      webhookId: d.webhookId,
+      type: d.type,
+      status: d.status,
+      responseStatus: d.responseStatus,
+      attempts: d.attempts,
+      url: d.url,
+      error: d.error,
+      payload: d.payload,
+    })),
+  )
+
+  app.post('/_sandbox/webhooks/redeliver', async (req, reply) => {
+    const webhookId = bodyOf(req).webhookId
+    if (typeof webhookId !== 'string') return badRequest(reply, 'webhookId is required')
+    const d = await ctx.webhooks.redeliver(webhookId)
+    if (!d) return notFound(reply, 'Unknown webhookId')
+    return { webhookId: d.webhookId, type: d.type, status: d.status, responseStatus: d.responseStatus, attempts: d.attempts }
+  })
+
+  app.post('/_sandbox/webhooks/send', async (req, reply) => {
+    const { appId, ...event } = bodyOf(req)
+    if (typeof event.type !== 'string' || event.type === '') return badRequest(reply, 'type is required')
+    const theApp = typeof appId === 'string' ? store.appById(appId) : store.apps[0]
+    if (!theApp) return notFound(reply, 'Unknown app')
+    const d = await ctx.webhooks.send(theApp.webhookUrl, event)
+    return { webhookId: d.webhookId, type: d.type, status: d.status, responseStatus: d.responseStatus }
+  })
+
+  app.post('/_sandbox/sso', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = ssoSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = parsed.data
+    const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
+    if (!theApp) return notFound(reply, 'Unknown app')
+    const user = b.userId ? store.users.find((u) => u.userId === b.userId) : store.userOf(b.companyId ?? store.companies[0]!.companyId)
+    if (!user) return notFound(reply, 'Unknown user')
+    const companyId = b.companyId ?? user.companyId
+    if (!store.company(companyId)) return notFound(reply, 'Unknown company')
+    if (b.locationId) {
+      const l = store.location(b.locationId)
+      if (!l || l.companyId !== companyId) return notFound(reply, 'Unknown location in this company')
+    }
+    const context: SsoUserContext = {
+      userId: user.userId,
+      companyId,
+      role: b.role ?? user.role,
+      type: b.type ?? user.type,
+      ...(b.locationId ? { activeLocation: b.locationId } : {}),
+      userName: user.name,
+      email: user.email,
+    }
+    return { payload: encryptWithPassphrase(JSON.stringify(context), theApp.sharedSecret) }
+  })
+
+  app.post('/_sandbox/pit', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = pitSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = parsed.data
+    let companyId: string
+    if (b.locationId) {
+      const l = store.location(b.locationId)
+      if (!l) return notFound(reply, 'Unknown location')
+      companyId = l.companyId
+    } else {
+      if (!store.company(b.companyId!)) return notFound(reply, 'Unknown company')
+      companyId = b.companyId!
+    }
+    const t = store.issue({
+      type: 'pit',
+      clientId: null,
+      appId: null,
+      companyId,
+      locationId: b.locationId ?? null,
+      userType: b.locationId ? 'Location' : 'Company',
+      userId: store.userOf(companyId).userId,
+      scopes: b.scopes ?? [...store.apps[0]!.scopes],
+      expiresAt: null,
+      installId: null,
+      source: 'pit',
+      parent: null,
+    })
+    ctx.persist()
+    return { token: t.value }
+  })
+}

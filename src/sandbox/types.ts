@@ -1,0 +1,258 @@
+/**
+ * Public and internal types of the HighLevel sandbox. The sandbox is the *other side* of the
+ * connector: it shares no code with `src/oauth`, `src/tokens`, `src/client`, `src/webhooks` or `src/sso`.
+ */
+import type { Logger } from '../logger.js'
+import type { Clock } from '../clock.js'
+
+/** Rate-limit settings: burst window (sliding log) and daily window (fixed, started by the first call). */
+export interface SandboxRateLimit {
+  /** Requests allowed per burst window (HighLevel: 100). */
+  burstMax: number
+  /** Length of the burst window in ms (HighLevel: 10 000). */
+  burstWindowMs: number
+  /** Requests allowed per daily window (HighLevel: 200 000). */
+  dailyMax: number
+  /** Length of the daily window in ms (default 86 400 000). */
+  dailyWindowMs?: number
+}
+
+/** When the INSTALL webhooks of a consent are sent. */
+export type WebhookTiming = 'early' | 'after-exchange' | 'none'
+
+/**
+ * Options of {@link startSandbox}.
+ *
+ * @example
+ * const sb = await startSandbox({ accessTokenTtlSec: 60, rateLimit: { burstMax: 5, burstWindowMs: 1000, dailyMax: 100 } })
+ */
+export interface SandboxOptions {
+  /** Port to listen on; default 0 (any free port). The CLI passes 3100. */
+  port?: number
+  /** Host to bind; default 127.0.0.1. */
+  host?: string
+  /** Seed object or path to a JSON seed file; random default seed otherwise. */
+  seed?: SandboxSeed | string
+  /** Persist state (apps, installs, tokens, keys) as JSON here and load it on start. */
+  statePath?: string
+  /** Logger (silent by default). Tokens and secrets are never logged. */
+  logger?: Logger
+  /** Injected time for every expiry and rate-limit window. */
+  clock?: Clock
+  /** Lifetime of access tokens in seconds (default 86 399, as HighLevel). */
+  accessTokenTtlSec?: number
+  /** Lifetime of authorization codes in seconds (default 600). */
+  codeTtlSec?: number
+  /** Rate limits (default 100 per 10 s burst, 200 000 per day). */
+  rateLimit?: SandboxRateLimit
+}
+
+/** A Marketplace app registered in the sandbox. */
+export interface SandboxApp {
+  appId: string
+  clientId: string
+  clientSecret: string
+  sharedSecret: string
+  redirectUris: string[]
+  scopes: string[]
+  distribution: 'agency' | 'location' | 'both'
+  webhookUrl: string | null
+}
+
+/** A running sandbox. */
+export interface Sandbox {
+  /** Base URL, e.g. `http://127.0.0.1:41234`. */
+  readonly url: string
+  /** The first seeded app (a fresh copy on each read, reflecting {@link Sandbox.configureApp}). */
+  readonly app: SandboxApp
+  /** Seeded agencies and their locations. */
+  readonly companies: Array<{ companyId: string; name: string; locations: Array<{ locationId: string; name: string }> }>
+  /** PEM (SPKI) public keys used to sign webhooks. */
+  readonly publicKeys: { ed25519: string; rsa: string }
+  /** Changes the first app's redirect URIs, webhook URL or scopes. */
+  configureApp(change: { redirectUris?: string[]; webhookUrl?: string | null; scopes?: string[] }): void
+  /** Releases hung requests, aborts webhook deliveries, closes the server. */
+  close(): Promise<void>
+}
+
+/** An app in a seed: every field optional (generated when absent). */
+export interface SandboxSeedApp {
+  appId?: string
+  clientId?: string
+  clientSecret?: string
+  sharedSecret?: string
+  redirectUris?: string[]
+  scopes?: string[]
+  distribution?: 'agency' | 'location' | 'both'
+  webhookUrl?: string | null
+  planId?: string
+}
+
+/** A location in a seed. */
+export interface SandboxSeedLocation {
+  locationId?: string
+  name: string
+  address?: string
+  city?: string
+  state?: string
+  country?: string
+  postalCode?: string
+  timezone?: string
+  email?: string
+  phone?: string
+}
+
+/** An agency (company) in a seed. */
+export interface SandboxSeedCompany {
+  companyId?: string
+  name: string
+  locations: SandboxSeedLocation[]
+}
+
+/** A HighLevel user in a seed. */
+export interface SandboxSeedUser {
+  userId?: string
+  name: string
+  email: string
+  role?: string
+  type?: 'agency' | 'account'
+  /** Defaults to the first company. */
+  companyId?: string
+}
+
+/** Seed of a sandbox: apps, agencies with locations, users. Missing ids are generated at start. */
+export interface SandboxSeed {
+  apps?: SandboxSeedApp[]
+  companies?: SandboxSeedCompany[]
+  users?: SandboxSeedUser[]
+  /** Contacts generated per location (default 3). */
+  contactsPerLocation?: number
+}
+
+// ---------------------------------------------------------------------------------------------
+// Internal records (not exported from index.ts)
+// ---------------------------------------------------------------------------------------------
+
+/** @internal An app with every field resolved. */
+export interface AppRecord extends SandboxApp {
+  planId: string | null
+}
+
+/** @internal */
+export interface LocationRecord {
+  locationId: string
+  companyId: string
+  name: string
+  address: string
+  city: string
+  state: string
+  country: string
+  postalCode: string
+  timezone: string
+  email: string
+  phone: string
+}
+
+/** @internal */
+export interface CompanyRecord {
+  companyId: string
+  name: string
+  locations: LocationRecord[]
+}
+
+/** @internal */
+export interface UserRecord {
+  userId: string
+  name: string
+  email: string
+  role: string
+  type: 'agency' | 'account'
+  companyId: string
+}
+
+/** @internal */
+export interface ContactRecord {
+  id: string
+  locationId: string
+  firstName: string | null
+  lastName: string | null
+  name: string | null
+  email: string | null
+  phone: string | null
+  companyName: string | null
+  source: string | null
+  tags: string[]
+  dateAdded: string
+  dateUpdated: string
+  [extra: string]: unknown
+}
+
+/** @internal Everything fixed by the seed: what `reset` goes back to. */
+export interface ResolvedSeed {
+  apps: AppRecord[]
+  companies: CompanyRecord[]
+  users: UserRecord[]
+  contacts: ContactRecord[]
+}
+
+/** @internal User type of a token, as HighLevel spells it. */
+export type UserType = 'Location' | 'Company'
+
+/** @internal An installation of an app on a location or an agency. */
+export interface InstallRecord {
+  installId: string
+  appId: string
+  userType: UserType
+  companyId: string
+  locationId: string | null
+  userId: string
+  scopes: string[]
+  /** Agency installs: locations approved in bulk. */
+  approvedLocations: string[]
+  /** Agency installs: locations uninstalled one by one after the agency install. */
+  excludedLocations: string[]
+  installToFutureLocations: boolean
+  approveAllLocations: boolean
+  isBulkInstallation: boolean
+  installedAt: number
+  uninstalledAt: number | null
+}
+
+/** @internal */
+export type TokenType = 'access' | 'refresh' | 'code' | 'pit'
+
+/** @internal Every credential the sandbox issued. */
+export interface TokenRecord {
+  type: TokenType
+  value: string
+  /** App client id; `null` for Private Integration Tokens. */
+  clientId: string | null
+  appId: string | null
+  companyId: string
+  locationId: string | null
+  userType: UserType
+  userId: string | null
+  scopes: string[]
+  issuedAt: number
+  expiresAt: number | null
+  usedAt: number | null
+  revokedAt: number | null
+  /** Install the credential belongs to (agency install for location tokens minted from it). */
+  installId: string | null
+  /** Codes: where it came from. Access/refresh: the code or refresh token that produced it. */
+  source: 'consent' | 'reconnect' | 'refresh' | 'locationToken' | 'pit'
+  parent: string | null
+  /** Codes only. */
+  redirectUri?: string | null
+  webhookTiming?: WebhookTiming
+  pendingWebhooks?: Array<Record<string, unknown>>
+}
+
+/** @internal Mutable settings (`PUT /_sandbox/settings`). */
+export interface SandboxSettings {
+  accessTokenTtlSec: number
+  codeTtlSec: number
+  rateLimit: Required<SandboxRateLimit>
+  reconnect: 'allow' | 'refuse'
+  webhookTiming: WebhookTiming
+}
