@@ -3,11 +3,14 @@
  * "[redacted]" wherever it appears in a logged object. Code must still never log a token on purpose;
  * redaction is the second line of defence.
  */
-import { pino, type Logger, type DestinationStream } from 'pino'
+import { pino, stdSerializers, destination as pinoDestination, type Logger, type DestinationStream } from 'pino'
 
 export type { Logger }
 
-/** Property names whose values are never written to a log. */
+/**
+ * Property names whose values are never written to a log. (`code` is not among them: it is our error
+ * code; OAuth authorization codes are never logged, and request URLs are logged without query strings.)
+ */
 export const REDACTED_KEYS = [
   'access_token',
   'refresh_token',
@@ -17,7 +20,6 @@ export const REDACTED_KEYS = [
   'clientSecret',
   'authorization',
   'Authorization',
-  'code',
   'token',
   'tokens',
   'password',
@@ -53,9 +55,9 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       name: options.name ?? 'ghl-connect',
       level: options.level ?? 'info',
       redact: { paths: redactPaths(), censor: '[redacted]' },
-      serializers: { err: pino.stdSerializers.err },
+      serializers: { err: stdSerializers.err },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? pinoDestination({ dest: 1, sync: false }),
   )
 }
 
