@@ -35,8 +35,9 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
     const version = typeof req.headers.version === 'string' ? req.headers.version : undefined
     const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined
     const abort = new AbortController()
-    req.raw.once('close', () => {
-      if (!reply.sent) abort.abort()
+    // The caller went away before the answer was written: stop waiting on HighLevel (and the limiter).
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableEnded) abort.abort()
     })
     try {
       const res = await pick(params).request(req.method, path + search, {
