@@ -1,0 +1,54 @@
+/**
+ * An in-process FIFO mutex per key, with a deadline on the wait.
+ *
+ * The vault queues callers of one process here before they contend in the database, so that N
+ * concurrent refreshes of one installation cost one database waiter, not N (and, on PostgreSQL, one
+ * pooled connection instead of N — N waiters could otherwise fill the pool and starve the holder).
+ */
+import { GhlError } from '../errors.js'
+
+/** Releases a held key. Calling it twice is harmless. */
+export type Release = () => void
+
+/**
+ * One FIFO queue per key; waiters that time out keep their place and pass it on at once.
+ *
+ * @example
+ * const release = await mutex.acquire(installationId, 15_000)
+ * try { … } finally { release() }
+ */
+export class KeyedMutex {
+  readonly #tails = new Map<string, Promise<void>>()
+
+  /**
+   * Resolves when every earlier caller for `key` has released.
+   * @throws GhlError `GHL_LOCK_TIMEOUT` when that takes longer than `timeoutMs`.
+   */
+  async acquire(key: string, timeoutMs: number): Promise<Release> {
+    const previous = this.#tails.get(key) ?? Promise.resolve()
+    let release!: Release
+    const mine = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const tail = previous.then(() => mine)
+    this.#tails.set(key, tail)
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key)
+    })
+
+    let timer: NodeJS.Timeout | undefined
+    const acquired = await Promise.race([
+      previous.then(() => true),
+      new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))
+      }),
+    ])
+    clearTimeout(timer)
+    if (!acquired) {
+      // Keep our place in the chain so later callers still queue behind earlier ones; hand it on at once.
+      void previous.then(release)
+      throw new GhlError('GHL_LOCK_TIMEOUT', `Timed out after ${timeoutMs} ms waiting for the refresh lock of installation ${key}`)
+    }
+    return release
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The vault's migrations, provided from code (not read from a folder) so they run the same from
+ * `src/` under tsx and from the compiled `dist/`. Names sort in order of application; never rename or
+ * edit one that has shipped — add the next.
+ */
+import type { Migration, MigrationProvider } from 'kysely'
+import { initialMigration } from './0001-initial.js'
+
+/** The dialects the vault runs on. */
+export type VaultDialect = 'sqlite' | 'postgres'
+
+/** A Kysely {@link MigrationProvider} with every vault migration for `dialect`. */
+export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
+  return {
+    async getMigrations(): Promise<Record<string, Migration>> {
+      return {
+        '0001-initial': initialMigration(dialect),
+      }
+    },
+  }
+}
