@@ -1,0 +1,191 @@
+/**
+ * SSO user context: the encrypted blob HighLevel hands to a custom page (`REQUEST_USER_DATA`) or to
+ * custom JS (`window.exposeSessionDetails(appId)`), decrypted with the app's Shared Secret.
+ *
+ * The format is CryptoJS's passphrase AES, which is OpenSSL's `enc` format: base64 of
+ * `"Salted__"` + 8-byte salt + AES-256-CBC ciphertext, with key and IV derived from the passphrase and
+ * salt by EVP_BytesToKey (MD5, one iteration) — exactly `openssl enc -aes-256-cbc -md md5 -salt`.
+ * Only `node:crypto` is used (no crypto-js).
+ *
+ * CBC has no integrity check: a wrong secret or a tampered payload is detected by the PKCS#7 padding,
+ * by the plaintext not being UTF-8 JSON, or by the JSON not having the user-context shape. Every one of
+ * those ends in {@link GhlError} `GHL_SSO_INVALID` (400) whose message says which check failed and never
+ * contains the plaintext or the secret.
+ *
+ * @see https://highlevel.stoplight.io/docs/integrations/ — "User Context in Marketplace Apps"
+ *   (shared_secret_customJS_customPages.md)
+ */
+import { createDecipheriv, createHash } from 'node:crypto'
+import { z } from 'zod'
+import { GhlError } from '../errors.js'
+
+/** The decrypted user context (shared_secret_customJS_customPages.md, "Decrypted Data Structure"). */
+export interface UserContext {
+  userId: string
+  companyId: string
+  /** e.g. `admin`, `user`. */
+  role: string
+  /** `agency` or `location` (kept as a string: HighLevel documents these two but may add more). */
+  type: string
+  /** Present in a location (sub-account) context only. */
+  activeLocation?: string
+  userName: string
+  email: string
+}
+
+/** The zod schema of {@link UserContext}; unknown extra fields are dropped. */
+export const userContextSchema = z.object({
+  userId: z.string().min(1),
+  companyId: z.string().min(1),
+  role: z.string(),
+  type: z.string(),
+  activeLocation: z.string().min(1).optional(),
+  userName: z.string(),
+  email: z.string(),
+})
+
+const MAGIC = Buffer.from('Salted__', 'latin1')
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
+/** Larger payloads are not user contexts; refusing them early bounds the work an anonymous caller can cause. */
+const MAX_PAYLOAD_CHARS = 64 * 1024
+
+function invalid(message: string, cause?: unknown): GhlError {
+  return new GhlError('GHL_SSO_INVALID', `Invalid SSO payload: ${message}`, { cause, status: 400 })
+}
+
+/**
+ * OpenSSL's EVP_BytesToKey with MD5 and one iteration: D_i = MD5(D_{i-1} || passphrase || salt),
+ * concatenated until 48 bytes = 32-byte AES-256 key + 16-byte IV.
+ */
+function bytesToKey(passphrase: Buffer, salt: Buffer): { key: Buffer; iv: Buffer } {
+  const parts: Buffer[] = []
+  let previous = Buffer.alloc(0)
+  let total = 0
+  while (total < 48) {
+    previous = createHash('md5').update(previous).update(passphrase).update(salt).digest()
+    parts.push(previous)
+    total += previous.length
+  }
+  const material = Buffer.concat(parts)
+  return { key: material.subarray(0, 32), iv: material.subarray(32, 48) }
+}
+
+/**
+ * Decrypts and validates an SSO user context.
+ *
+ * @param payload - the base64 string HighLevel gave the frontend (`encryptedData`).
+ * @param sharedSecret - the app's Shared Secret (Advanced Settings → Auth); `GHL_SHARED_SECRET`.
+ * @returns the validated {@link UserContext}.
+ * @throws GhlError `GHL_SSO_INVALID` (status 400) for any bad input, with a message naming the failed check.
+ *
+ * @example
+ * const user = decryptUserContext(req.body.encryptedData, config.sharedSecret)
+ * if (user.activeLocation) … // location context
+ */
+export function decryptUserContext(payload: string, sharedSecret: string): UserContext {
+  if (typeof sharedSecret !== 'string' || sharedSecret.length === 0) {
+    // A programming/config error rather than bad input, but still never echo anything secret.
+    throw new GhlError('GHL_CONFIG_INVALID', 'SSO is not configured: the shared secret is empty (set GHL_SHARED_SECRET)')
+  }
+  if (typeof payload !== 'string') throw invalid(`expected a base64 string, got ${payload === null ? 'null' : typeof payload}`)
+  const text = payload.replace(/\s+/g, '')
+  if (text.length === 0) throw invalid('the payload is empty')
+  if (text.length > MAX_PAYLOAD_CHARS) throw invalid(`the payload is ${text.length} characters; at most ${MAX_PAYLOAD_CHARS} are accepted`)
+  if (!BASE64.test(text) || text.length % 4 === 1) throw invalid('the payload is not base64')
+  const raw = Buffer.from(text, 'base64')
+
+  // "Salted__" (8) + salt (8) + at least one AES block (16).
+  if (raw.length < MAGIC.length) throw invalid(`the payload is too short (${raw.length} bytes) to hold the "Salted__" header`)
+  if (!raw.subarray(0, MAGIC.length).equals(MAGIC)) {
+    throw invalid('the payload does not start with the "Salted__" header of OpenSSL/CryptoJS passphrase encryption')
+  }
+  if (raw.length < 32) throw invalid(`the payload is too short (${raw.length} bytes): expected the 8-byte salt and at least one 16-byte block`)
+  const ciphertext = raw.subarray(16)
+  if (ciphertext.length % 16 !== 0) {
+    throw invalid(`the ciphertext is truncated (${ciphertext.length} bytes is not a multiple of the 16-byte AES block)`)
+  }
+
+  const { key, iv } = bytesToKey(Buffer.from(sharedSecret, 'utf8'), raw.subarray(8, 16))
+  let plaintext: Buffer
+  try {
+    const decipher = createDecipheriv('aes-256-cbc', key, iv)
+    plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()])
+  } catch {
+    // No cause attached: OpenSSL's "bad decrypt" says nothing more and we keep key material out of errors.
+    throw invalid('decryption failed (bad padding): wrong shared secret, or the payload was tampered with')
+  } finally {
+    key.fill(0)
+    iv.fill(0)
+  }
+
+  let json: string
+  try {
+    json = new TextDecoder('utf-8', { fatal: true }).decode(plaintext)
+  } catch {
+    throw invalid('the decrypted data is not UTF-8 text: wrong shared secret, or the payload was tampered with')
+  } finally {
+    plaintext.fill(0)
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(json)
+  } catch {
+    throw invalid('the decrypted data is not JSON: wrong shared secret, a tampered payload, or not a HighLevel user context')
+  }
+  const parsed = userContextSchema.safeParse(value)
+  if (!parsed.success) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw invalid('the decrypted JSON is not an object, so not a HighLevel user context')
+    }
+    // Name the fields only: values may be personal data.
+    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))]
+    throw invalid(`the decrypted JSON is not a HighLevel user context: missing or invalid ${fields.join(', ')}`)
+  }
+  const { activeLocation, ...rest } = parsed.data
+  return activeLocation === undefined ? rest : { ...rest, activeLocation }
+}
+
+/** The answer of {@link handleSsoRequest}: status and JSON body for the HTTP layer to send. */
+export type SsoResponse =
+  | { status: 200; body: UserContext }
+  | { status: number; body: { ok: false; code: string; message: string } }
+
+/**
+ * Route-independent handling of "decrypt the SSO payload my frontend posted": accepts a JSON body
+ * `{ encryptedData }` (the name in HighLevel's docs) or `{ payload }` (the name of the custom-page
+ * message), and answers the user context itself on success — the same body as HighLevel's template
+ * `/decrypt-sso`, so frontends written for it work unchanged.
+ *
+ * - 200: the {@link UserContext}.
+ * - 400 `GHL_SSO_INVALID`: body or field missing/malformed, or the payload does not decrypt/validate.
+ * - 501 `GHL_CONFIG_INVALID`: no shared secret configured (`GHL_SHARED_SECRET`).
+ *
+ * @example
+ * app.post('/sso/decrypt', async (req, reply) => {
+ *   const { status, body } = handleSsoRequest(req.body, config.sharedSecret)
+ *   return reply.code(status).send(body)
+ * })
+ */
+export function handleSsoRequest(body: unknown, sharedSecret?: string): SsoResponse {
+  if (!sharedSecret) {
+    return {
+      status: 501,
+      body: { ok: false, code: 'GHL_CONFIG_INVALID', message: 'SSO is not configured: set GHL_SHARED_SECRET to the app\'s Shared Secret' },
+    }
+  }
+  const fail = (err: GhlError): SsoResponse => ({ status: err.status, body: { ok: false, code: err.code, message: err.message } })
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return fail(invalid('expected a JSON object body with an "encryptedData" (or "payload") string'))
+  }
+  const record = body as Record<string, unknown>
+  const field = record.encryptedData !== undefined ? 'encryptedData' : record.payload !== undefined ? 'payload' : undefined
+  if (!field) return fail(invalid('the body has no "encryptedData" (or "payload") field'))
+  const value = record[field]
+  if (typeof value !== 'string') return fail(invalid(`"${field}" must be a string, got ${value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value}`))
+  try {
+    return { status: 200, body: decryptUserContext(value, sharedSecret) }
+  } catch (err) {
+    if (err instanceof GhlError) return fail(err)
+    return fail(new GhlError('GHL_INTERNAL', 'SSO decryption failed unexpectedly'))
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * App lifecycle webhooks: `INSTALL` and `UNINSTALL` (AppInstall.md, AppUninstall.md).
+ *
+ * INSTALL, location-level (`locationId`):
+ * - the location already has an active installation (its own OAuth one, or an agency-minted one) → nothing to do;
+ * - else the company's agency installation is active → mint a location token from it (`POST /oauth/locationToken`,
+ *   through the token manager, which stores it);
+ * - else the code exchange has not landed yet — HighLevel documents that INSTALL may arrive before it
+ *   (FACTS.md) → the event `waits`, and {@link LifecycleHandler.handle} is called again when an
+ *   installation is stored (`WebhookReceiver.onInstallationStored`) or by the background loop.
+ *
+ * INSTALL, agency-level (`companyId` only): needs the agency installation (else waits, as above), then lists
+ * every installed location (`GET /oauth/installedLocations`, all pages) and mints a token for each location
+ * that has none, at most {@link LifecycleOptions.mintConcurrency} at once. One location failing never blocks
+ * the others; the event then fails and the background loop retries it, which mints only what is still missing
+ * — so each location is minted once. Future locations (`installToFutureLocations`, stored on the agency row by
+ * the code exchange) arrive as location-level INSTALL webhooks and are minted by the rule above.
+ *
+ * UNINSTALL: the location's installation — or, for `companyId` only, the agency installation and every
+ * installation minted from it (`parentId`) — is set `uninstalled` with its tokens wiped, dropped from the
+ * token manager's cache and audited. Later calls fail with NotInstalledError. A re-install upserts the same
+ * row back to `active` with fresh tokens.
+ */
+import type { Config } from '../config.js'
+import { GhlError } from '../errors.js'
+import type { Logger } from '../logger.js'
+import { listInstalledLocations } from '../oauth/installed-locations.js'
+import type { OAuthHttp } from '../oauth/http.js'
+import type { TokenManager } from '../tokens/types.js'
+import type { Installation, InstallationSummary, Vault } from '../vault/types.js'
+import type { InstallEvent, UninstallEvent } from './events.js'
+
+/** What the lifecycle handler needs. */
+export interface LifecycleOptions {
+  config: Config
+  vault: Vault
+  tokens: TokenManager
+  /** How to reach HighLevel for `/oauth/installedLocations` (the API URL, dispatcher and timeout). */
+  http: OAuthHttp
+  logger: Logger
+  /** Location tokens minted at once during an agency bulk install (default 4). */
+  mintConcurrency?: number
+}
+
+/** The outcome of handling one lifecycle event. */
+export type LifecycleOutcome = 'processed' | 'waiting'
+
+/** Handles INSTALL / UNINSTALL. Stateless between calls: everything it knows is in the vault. */
+export class LifecycleHandler {
+  readonly #config: Config
+  readonly #vault: Vault
+  readonly #tokens: TokenManager
+  readonly #http: OAuthHttp
+  readonly #logger: Logger
+  readonly #concurrency: number
+  readonly #locationFlights = new Map<string, Promise<{ installationId: string; minted: boolean }>>()
+
+  constructor(options: LifecycleOptions) {
+    this.#config = options.config
+    this.#vault = options.vault
+    this.#tokens = options.tokens
+    this.#http = options.http
+    this.#logger = options.logger
+    this.#concurrency = Math.max(1, options.mintConcurrency ?? 4)
+  }
+
+  /** Handles one lifecycle event. Throws when something failed (the caller marks the event failed and retries). */
+  async handle(event: InstallEvent | UninstallEvent): Promise<LifecycleOutcome> {
+    if (event.type === 'INSTALL') {
+      return event.locationId ? this.#installLocation(event, event.locationId) : this.#installAgency(event, event.companyId!)
+    }
+    if (event.locationId) await this.#uninstallLocation(event, event.locationId)
+    else await this.#uninstallAgency(event, event.companyId!)
+    return 'processed'
+  }
+
+  async #installLocation(event: InstallEvent, locationId: string): Promise<LifecycleOutcome> {
+    const clientId = this.#config.clientId
+    const existing = await this.#vault.findByLocation(clientId, locationId)
+    if (existing && existing.status === 'active' && existing.tokens) {
+      await this.#vault.audit({
+        installationId: existing.id,
+        action: 'webhook.install.already_installed',
+        detail: { webhookId: event.webhookId, locationId, source: existing.source },
+      })
+      return 'processed'
+    }
+    const agency = await this.#agencyFor(event.companyId)
+    if (!agency) return 'waiting'
+    const result = await this.#ensureLocation(agency.companyId, locationId)
+    await this.#vault.audit({
+      installationId: result.installationId,
+      action: result.minted ? 'webhook.install.location_minted' : 'webhook.install.already_installed',
+      detail: { webhookId: event.webhookId, locationId, companyId: agency.companyId, parentId: agency.id },
+    })
+    return 'processed'
+  }
+
+  /**
+   * Makes sure the location has an active installation, minting one from the agency if not. One at a time
+   * per location in this process: an agency consent sends the agency INSTALL *and* one INSTALL per
+   * location at once, and the bulk install and those events must not mint the same location twice. The
+   * check sits inside the flight, so a caller arriving after a mint finished sees the stored row.
+   */
+  #ensureLocation(companyId: string, locationId: string): Promise<{ installationId: string; minted: boolean }> {
+    const running = this.#locationFlights.get(locationId)
+    if (running) return running.then((r) => ({ ...r, minted: false }), () => this.#ensureLocation(companyId, locationId))
+    const flight = (async () => {
+      const existing = await this.#vault.findByLocation(this.#config.clientId, locationId)
+      if (existing && existing.status === 'active' && existing.tokens) return { installationId: existing.id, minted: false }
+      const minted = await this.#tokens.mintLocationToken(companyId, locationId)
+      return { installationId: minted.id, minted: true }
+    })().finally(() => {
+      if (this.#locationFlights.get(locationId) === flight) this.#locationFlights.delete(locationId)
+    })
+    this.#locationFlights.set(locationId, flight)
+    return flight
+  }
+
+  /**
+   * The active agency installation to mint from. With a `companyId`, that company's. Without one
+   * (AppInstall.md: installs "via future locations" may omit it), the only active agency installation of
+   * this app — or, among several, the only one with `installToFutureLocations`; ambiguity waits.
+   */
+  async #agencyFor(companyId: string | undefined): Promise<InstallationSummary | undefined> {
+    if (companyId) {
+      const agency = await this.#vault.findByCompany(this.#config.clientId, companyId)
+      return agency && agency.status === 'active' && agency.tokens ? agency : undefined
+    }
+    const agencies = (await this.#vault.listInstallations({ clientId: this.#config.clientId, status: 'active', source: 'oauth' })).filter(
+      (i) => i.locationId === null,
+    )
+    if (agencies.length === 1) return agencies[0]
+    const future = agencies.filter((a) => a.installToFutureLocations === true)
+    return future.length === 1 ? future[0] : undefined
+  }
+
+  async #installAgency(event: InstallEvent, companyId: string): Promise<LifecycleOutcome> {
+    const agency = await this.#agencyFor(companyId)
+    if (!agency) return 'waiting'
+    const grant = await this.#tokens.getAccessToken({ kind: 'company', id: companyId })
+    const locations = await listInstalledLocations(this.#http, {
+      agencyAccessToken: grant.accessToken,
+      companyId,
+      appId: this.#config.appId,
+      version: this.#config.apiVersion,
+      isInstalled: true,
+    })
+    const ids = [...new Set(locations.filter((l) => l.isInstalled !== false).map((l) => l._id))]
+
+    const failures: { locationId: string; error: unknown }[] = []
+    let minted = 0
+    let present = 0
+    let next = 0
+    const worker = async (): Promise<void> => {
+      while (next < ids.length) {
+        const locationId = ids[next++]!
+        try {
+          if ((await this.#ensureLocation(companyId, locationId)).minted) minted++
+          else present++
+        } catch (error) {
+          failures.push({ locationId, error })
+          this.#logger.warn({ err: error, locationId, companyId, webhookId: event.webhookId }, 'minting a location token failed; will retry')
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker))
+    await this.#vault.audit({
+      installationId: agency.id,
+      action: 'webhook.install.agency_bulk',
+      detail: { webhookId: event.webhookId, companyId, locations: ids.length, minted, alreadyInstalled: present, failed: failures.map((f) => f.locationId) },
+    })
+    if (failures.length > 0) {
+      throw new GhlError(
+        'GHL_INTERNAL',
+        `Minting location tokens failed for ${failures.length} of ${ids.length} locations (${failures
+          .slice(0, 5)
+          .map((f) => `${f.locationId}: ${f.error instanceof Error ? f.error.message : String(f.error)}`)
+          .join('; ')}); the others are installed`,
+        { cause: failures[0]!.error },
+      )
+    }
+    return 'processed'
+  }
+
+  async #uninstallLocation(event: UninstallEvent, locationId: string): Promise<void> {
+    const row = await this.#vault.findByLocation(this.#config.clientId, locationId)
+    if (!row) {
+      await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, locationId } })
+      return
+    }
+    await this.#uninstall(row, event)
+  }
+
+  async #uninstallAgency(event: UninstallEvent, companyId: string): Promise<void> {
+    const agency = await this.#vault.findByCompany(this.#config.clientId, companyId)
+    if (!agency) {
+      await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, companyId } })
+      return
+    }
+    const children = await this.#vault.listInstallations({ parentId: agency.id })
+    for (const child of children) await this.#uninstall(child, event)
+    await this.#uninstall(agency, event)
+  }
+
+  async #uninstall(row: InstallationSummary | Installation, event: UninstallEvent): Promise<void> {
+    const hasTokens = 'tokens' in row ? row.tokens !== null : row.expiresAt !== null
+    if (row.status !== 'uninstalled' || hasTokens) {
+      await this.#vault.setStatus(row.id, 'uninstalled', { wipeTokens: true, reason: 'UNINSTALL webhook' })
+    }
+    this.#tokens.invalidate(row.id)
+    await this.#vault.audit({
+      installationId: row.id,
+      action: 'webhook.uninstall',
+      detail: { webhookId: event.webhookId, locationId: row.locationId, companyId: row.companyId, source: row.source },
+    })
+  }
+}
