@@ -64,7 +64,11 @@ async function serve(logger: Logger): Promise<number> {
   return runConnector(config, logger)
 }
 
-async function runConnector(config: Config, logger: Logger, extra: { sandboxUrl?: string; onListening?: (url: string) => void } = {}): Promise<number> {
+async function runConnector(
+  config: Config,
+  logger: Logger,
+  extra: { sandboxUrl?: string; onListening?: (url: string) => void; onClose?: () => Promise<void> } = {},
+): Promise<number> {
   const connector = await createConnector({ config, logger })
   const app = await buildServer(connector, { sandboxUrl: extra.sandboxUrl })
   await app.listen({ port: config.port, host: config.host })
@@ -74,6 +78,7 @@ async function runConnector(config: Config, logger: Logger, extra: { sandboxUrl?
   await onShutdown(async () => {
     await app.close()
     await connector.close()
+    await extra.onClose?.()
   })
   return 0
 }
@@ -83,8 +88,8 @@ async function dev(logger: Logger): Promise<number> {
   const dataDir = resolve(process.env.GHL_DATA_DIR ?? './data')
   mkdirSync(dataDir, { recursive: true })
   const fromEnv = { ...readEnvFile('.env'), ...process.env }
-  const key = fromEnv.GHL_ENCRYPTION_KEY ?? readOrCreateSecret(join(dataDir, 'encryption.key'), () => randomBytes(32).toString('base64'), 'encryption key')
-  const apiKey = fromEnv.GHL_CONNECTOR_API_KEY ?? readOrCreateSecret(join(dataDir, 'connector-api.key'), () => randomBytes(24).toString('base64url'), 'connector API key')
+  const key = fromEnv.GHL_ENCRYPTION_KEY ?? readOrCreateSecret(join(dataDir, 'encryption.key'), () => randomBytes(32).toString('base64'), 'encryption key', 'Keep it: the stored tokens cannot be read without it.')
+  const apiKey = fromEnv.GHL_CONNECTOR_API_KEY ?? readOrCreateSecret(join(dataDir, 'connector-api.key'), () => randomBytes(24).toString('base64url'), 'connector API key', 'Send it as "Authorization: Bearer <key>" to the proxy.')
   const port = Number(process.env.PORT ?? 3000)
   const sandboxPort = Number(process.env.GHL_SANDBOX_PORT ?? 3100)
   const host = process.env.HOST ?? '127.0.0.1'
@@ -113,6 +118,7 @@ async function dev(logger: Logger): Promise<number> {
   })
   return runConnector(config, logger, {
     sandboxUrl: sb.url,
+    onClose: () => sb.close(),
     onListening: (url) => {
       process.stdout.write(
         [
@@ -146,7 +152,9 @@ async function sandbox(args: string[], logger: Logger): Promise<number> {
 
 async function migrate(logger: Logger): Promise<number> {
   const config = loadConfig({ allowMissingKey: true })
-  const vault = await createVault({ databaseUrl: config.databaseUrl, keys: config.encryptionKeys, logger, migrate: false })
+  // Migrations never read or write a token: without a configured key, an ephemeral one satisfies the vault.
+  const keys = config.encryptionKeys.length > 0 ? config.encryptionKeys : [{ id: 'migrate-only', key: randomBytes(32) }]
+  const vault = await createVault({ databaseUrl: config.databaseUrl, keys, logger, migrate: false })
   await vault.migrate()
   await vault.close()
   logger.info({ database: vault.dialect }, 'migrations applied')
@@ -172,15 +180,16 @@ async function keys(args: string[], logger: Logger): Promise<number> {
 }
 
 /** Reads a secret file, or creates it with mode 0600 and says so. */
-function readOrCreateSecret(path: string, make: () => string, what: string): string {
+function readOrCreateSecret(path: string, make: () => string, what: string, why: string): string {
   if (existsSync(path)) return readFileSync(path, 'utf8').trim()
   const value = make()
   writeFileSync(path, `${value}\n`, { mode: 0o600 })
   chmodSync(path, 0o600)
-  process.stdout.write(`Created a local ${what} at ${path} (mode 0600). Keep it: the stored tokens cannot be read without it.\n`)
+  process.stdout.write(`Created a local ${what} at ${path} (mode 0600). ${why}\n`)
   return value
 }
 
+/** Resolves once a SIGINT/SIGTERM has been handled by `stop` (bounded: a stuck close does not keep the process). */
 function onShutdown(stop: () => Promise<void>): Promise<void> {
   return new Promise((resolveDone) => {
     let stopping = false
@@ -188,6 +197,10 @@ function onShutdown(stop: () => Promise<void>): Promise<void> {
       if (stopping) return
       stopping = true
       process.stdout.write(`\n${signal}: shutting down\n`)
+      setTimeout(() => {
+        process.stderr.write('shutdown took longer than 10 s; exiting\n')
+        process.exit(1)
+      }, 10_000).unref()
       stop()
         .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
         .finally(() => resolveDone())

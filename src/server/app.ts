@@ -12,7 +12,7 @@
  * - `GET /healthz`
  */
 import { randomBytes } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify"
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
 import { handleSsoRequest } from '../sso/decrypt.js'
@@ -40,7 +40,7 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   const app = Fastify({
     loggerInstance: log,
     // Request URLs carry the OAuth code and state: we log requests ourselves, without query strings.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: true,
     bodyLimit: 1024 * 1024,
   })
