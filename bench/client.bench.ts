@@ -1,0 +1,114 @@
+/**
+ * `npm run bench`: raw undici `request()` vs `HighLevelClient.forTarget(location).get()` against a
+ * local keep-alive server, concurrency 64, alternating rounds; then the limiter's own cost.
+ * Target: client throughput ≥ 0.85 × raw undici.
+ */
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import { Agent, request } from 'undici'
+import { Redis } from 'ioredis'
+import { HighLevelClient } from '../src/client/index.js'
+import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from '../src/ratelimit/index.js'
+import type { RateLimitSettings } from '../src/config.js'
+import type { AccessGrant, TokenProvider } from '../src/tokens/types.js'
+
+const CONCURRENCY = 64
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 20_000)
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3)
+
+const body = '{"ok":true}'
+const server = createServer((_req, res) => {
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length })
+  res.end(body)
+})
+server.keepAliveTimeout = 60_000
+server.listen(0, '127.0.0.1')
+await once(server, 'listening')
+const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+
+const grant: AccessGrant = { accessToken: 'bench-token', installationId: 'i', version: 1, expiresAt: Date.now() + 3600_000, resourceId: 'loc-bench' }
+const tokens: TokenProvider = { getAccessToken: async () => grant, onUnauthorized: async () => grant, invalidate: () => {} }
+const huge: RateLimitSettings = { enabled: true, burstMax: 1e9, burstWindowMs: 10_000, dailyMax: 1e9, dailyWindowMs: 864e5, maxQueue: 1e6 }
+
+async function run(name: string, one: () => Promise<unknown>, n = REQUESTS): Promise<{ name: string; rps: number; p50: number; p99: number }> {
+  const lat = new Float64Array(n)
+  let next = 0
+  const start = performance.now()
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < n) {
+      const i = next++
+      const t = performance.now()
+      await one()
+      lat[i] = performance.now() - t
+    }
+  }))
+  const total = performance.now() - start
+  lat.sort()
+  return { name, rps: (n / total) * 1000, p50: lat[Math.floor(n * 0.5)]!, p99: lat[Math.floor(n * 0.99)]! }
+}
+const show = (r: { name: string; rps: number; p50: number; p99: number }): string =>
+  `${r.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`
+
+const rawAgent = new Agent({ keepAliveTimeout: 60_000 })
+const raw = async (): Promise<unknown> => {
+  const res = await request(`${origin}/contacts/?locationId=loc-bench`, { dispatcher: rawAgent, headers: { authorization: 'Bearer bench-token', version: '2021-07-28', accept: 'application/json' } })
+  return res.body.json()
+}
+function clientCall(limiter?: RateLimiter): { call: () => Promise<unknown>; close: () => Promise<void> } {
+  const client = new HighLevelClient({ baseUrl: origin, apiVersion: '2021-07-28', tokens, limiter })
+  const loc = client.forTarget({ kind: 'location', id: 'loc-bench' })
+  return { call: () => loc.get('/contacts/', { query: { locationId: 'loc-bench' } }), close: () => client.close() }
+}
+
+const plain = clientCall()
+console.log(`server ${origin}; ${REQUESTS} requests per round, concurrency ${CONCURRENCY}, ${ROUNDS} rounds (after warm-up)`)
+await run('warm-up raw', raw, 5000)
+await run('warm-up client', plain.call, 5000)
+const ratios: number[] = []
+for (let round = 1; round <= ROUNDS; round++) {
+  const a = await run('raw undici request()', raw)
+  const b = await run('HighLevelClient.get()', plain.call)
+  ratios.push(b.rps / a.rps)
+  console.log(`round ${round}\n  ${show(a)}\n  ${show(b)}\n  ratio client/raw: ${(b.rps / a.rps).toFixed(3)}`)
+}
+const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!
+console.log(`median ratio client/raw: ${median.toFixed(3)} (target ≥ 0.85)`)
+
+console.log('\nlimiter cost (client, limiter off vs on with a huge budget)')
+const memLimiter = new MemoryRateLimiter(huge)
+const withMem = clientCall(memLimiter)
+await run('warm-up', withMem.call, 5000)
+for (let round = 1; round <= ROUNDS; round++) {
+  const off = await run('limiter off', plain.call)
+  const mem = await run('memory limiter', withMem.call)
+  console.log(`  ${show(off)}\n  ${show(mem)}\n  ratio memory/off: ${(mem.rps / off.rps).toFixed(3)}`)
+}
+await withMem.close()
+await memLimiter.close()
+
+const redis = new Redis(process.env.GHL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+try {
+  await redis.connect()
+  const prefix = `ghl:bench:${Date.now()}:`
+  const redisLimiter = new RedisRateLimiter(huge, redis, { clientId: 'bench', keyPrefix: prefix })
+  const withRedis = clientCall(redisLimiter)
+  const n = Math.min(REQUESTS, 5000)
+  await run('warm-up', withRedis.call, 1000)
+  const off = await run('limiter off', plain.call, n)
+  const red = await run('redis limiter', withRedis.call, n)
+  console.log(`  ${show(off)}\n  ${show(red)}\n  ratio redis/off: ${(red.rps / off.rps).toFixed(3)} (two Redis round trips per call)`)
+  await withRedis.close()
+  await redisLimiter.close()
+  const keys = await redis.keys(`${prefix}*`)
+  if (keys.length) await redis.del(...keys)
+} catch (err) {
+  console.log(`  redis limiter: skipped (${(err as Error).message})`)
+} finally {
+  redis.disconnect()
+}
+
+await plain.close()
+await rawAgent.close()
+server.closeAllConnections()
+server.close()
