@@ -1,6 +1,6 @@
 /**
  * One rate-limit budget shared by several connector processes through Redis, against the sandbox
- * enforcing HighLevel's rule with lowered limits: 3 processes send 5× the burst budget for one
+ * enforcing HighLevel's rule with lowered limits: 3 processes send 3× the burst budget for one
  * location at once → zero 429s reach the sandbox, and the throughput stays within 10% of the budget.
  * A foreign client of the same app spending part of the budget (seen through X-RateLimit-* headers)
  * is respected too.
@@ -14,9 +14,11 @@ import { REDIS_URL, redisSkipReason } from '../helpers/services.js'
 import { installViaHttp, sandboxJson, startStack, type Stack } from '../helpers/stack.js'
 
 const BURST = 20
-const WINDOW_MS = 1000
+// The window is long against a loaded machine's latency, as HighLevel's 10 s are against real latency:
+// the limiter times each slot from its answer (never before HighLevel counted it), so latency is what it costs.
+const WINDOW_MS = 5000
 const PROCESSES = 3
-const TOTAL = BURST * 6 // a multiple of both the budget and the process count
+const TOTAL = BURST * 3 // 3× the budget, a multiple of the process count
 const WORKER = resolve('test/e2e/fixtures/rate-worker.ts')
 
 interface WorkerSummary {
@@ -88,7 +90,7 @@ describe('rate limits shared through Redis by 3 processes', { skip: await redisS
     return Promise.all(workers.map((w) => w.done))
   }
 
-  test(`3 processes send ${TOTAL} calls (6× the burst budget) → zero 429s, throughput within 10% of the budget`, { timeout: 90_000 }, async () => {
+  test(`3 processes send ${TOTAL} calls (3× the burst budget) → zero 429s, throughput within 10% of the budget`, { timeout: 90_000 }, async () => {
     const before = await sandboxJson<{ api: { rateLimited: number; ok: number } }>(stack.sandbox, 'GET', '/_sandbox/stats')
     const summaries = await runWorkers(Math.ceil(TOTAL / PROCESSES))
     const after = await sandboxJson<{ api: { rateLimited: number; ok: number } }>(stack.sandbox, 'GET', '/_sandbox/stats')
