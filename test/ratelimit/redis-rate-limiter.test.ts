@@ -45,11 +45,13 @@ describe('RedisRateLimiter: one budget shared by every process', { skip }, () =>
       const times = server.accepted.get('loc1')!
       assert.equal(times.length, 60)
       assert.ok(maxInWindow(times, 500) <= 10)
-      // Throughput: at full use request i goes one window after request i−10, so the 50 after the
-      // first 10 take 5 windows. Measured in requests per window over that span:
-      const windows = (times[59]! - times[9]!) / 500
-      const perWindow = 50 / windows
-      assert.ok(perWindow >= 9 && perWindow <= 10.01, `requests per window: ${perWindow.toFixed(2)} over ${windows.toFixed(2)} windows: ${times.map((t) => Math.round(t - times[0]!)).join(" ")}`)
+      // Throughput: at full use the 60 requests go in 6 bursts, the last one 5 windows after the first.
+      // Within 10% of the budget means at least 90% of them arrive within those 5 windows + 10%. (Counting
+      // arrivals by a deadline, rather than the time of the very last one, keeps one request that was
+      // slowed by a loaded machine from counting as a whole lost window.)
+      const span = 5 * 500 * 1.1
+      const inTime = times.filter((t) => t - times[0]! <= span).length
+      assert.ok(inTime >= 54, `${inTime} of 60 requests within ${span} ms: ${times.map((t) => Math.round(t - times[0]!)).join(' ')}`)
     } finally {
       await cleanup(new Redis(REDIS_URL), keyPrefix)
       await server.close()
