@@ -134,3 +134,24 @@ test('keys rotate re-encrypts every stored token with the first key; the old key
     dir.remove()
   }
 })
+
+test('dev with its port already taken exits with the error instead of hanging', { timeout: 60_000 }, async () => {
+  const { createServer } = await import('node:net')
+  const blocker = createServer()
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r))
+  const port = (blocker.address() as { port: number }).port
+  const dir = tempDir()
+  try {
+    const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'dev'], {
+      cwd: dir.path,
+      env: { ...cleanEnv(), PORT: String(port), GHL_SANDBOX_PORT: String(await freePort()), LOG_LEVEL: 'silent' },
+      encoding: 'utf8',
+      timeout: 45_000,
+    })
+    assert.equal(r.status, 1, `exit ${r.status} signal ${r.signal}: ${r.stderr}`)
+    assert.match(r.stderr, /EADDRINUSE|address already in use/i)
+  } finally {
+    blocker.close()
+    dir.remove()
+  }
+})

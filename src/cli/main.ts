@@ -35,7 +35,8 @@ Configuration comes from environment variables and ./.env — see README.md.`
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv
-  const logger = createLogger({ level: process.env.LOG_LEVEL ?? 'info' })
+  // `dev` keeps the terminal to its banner and warnings unless LOG_LEVEL asks for more.
+  const logger = createLogger({ level: process.env.LOG_LEVEL ?? (command === 'dev' ? 'warn' : 'info') })
   switch (command) {
     case 'serve':
       return serve(logger)
@@ -71,7 +72,15 @@ async function runConnector(
 ): Promise<number> {
   const connector = await createConnector({ config, logger })
   const app = await buildServer(connector, { sandboxUrl: extra.sandboxUrl })
-  await app.listen({ port: config.port, host: config.host })
+  try {
+    await app.listen({ port: config.port, host: config.host })
+  } catch (err) {
+    // e.g. EADDRINUSE: release everything that was opened so the process ends with the error.
+    await app.close()
+    await connector.close()
+    await extra.onClose?.()
+    throw err
+  }
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`
   extra.onListening?.(url)
   logger.info({ url, database: connector.vault.dialect, redis: Boolean(config.redisUrl) }, 'ghl-connect listening')
@@ -128,6 +137,7 @@ async function dev(logger: Logger): Promise<number> {
           `  HighLevel sandbox:  ${sb.url}   (app client id ${sb.app.clientId}, client secret ${sb.app.clientSecret})`,
           `  Database:           ${config.databaseUrl}`,
           `  Proxy API key:      stored in ${join(dataDir, 'connector-api.key')}`,
+          `  Logs:               warnings only; LOG_LEVEL=info shows every request`,
           '',
         ].join('\n') + '\n',
       )

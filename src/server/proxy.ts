@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
-import { GhlError, HighLevelApiError } from '../errors.js'
+import { GhlError, HighLevelApiError, RateLimitedError } from '../errors.js'
 import type { ResourceClient } from '../client/index.js'
 import { checkApiKey } from './api-key.js'
 
@@ -25,8 +25,10 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
       return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
     }
     const params = req.params as Record<string, string>
-    const path = `/${params['*'] ?? ''}`
-    const search = req.url.includes('?') ? req.url.slice(req.url.indexOf('?')) : ''
+    // The HighLevel path is taken from the raw URL: Fastify's wildcard param is URL-decoded, and a
+    // decoded %2F or %3F would change which path or query HighLevel is called with.
+    const rest = req.url.replace(/^\/proxy\/(?:locations|companies)\/[^/?]+/, '')
+    const pathAndQuery = rest.startsWith('/') ? rest : `/${rest}`
     const headers: Record<string, string> = {}
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const v = req.headers[name]
@@ -40,7 +42,7 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
       if (!reply.raw.writableEnded) abort.abort()
     })
     try {
-      const res = await pick(params).request(req.method, path + search, {
+      const res = await pick(params).request(req.method, pathAndQuery, {
         headers,
         version,
         rawBody: body,
@@ -61,6 +63,7 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
         if (err.traceId) reply.header('x-trace-id', err.traceId)
         return reply.code(err.upstreamStatus).send(err.body)
       }
+      if (err instanceof RateLimitedError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))))
       if (err instanceof GhlError) return reply.code(err.status).send(err.toJSON())
       throw err
     }

@@ -88,4 +88,15 @@ describe('proxy', () => {
     assert.equal(viaProxy.statusCode, direct.statusCode)
     assert.equal(await viaProxy.body.text(), directText)
   })
+
+  test('the HighLevel path is passed as sent: encoded characters are not decoded into another path or query', async () => {
+    const res = await proxy(`/locations/${locationId}/contacts/a%2Fb%3Fx%3D1%20c?locationId=${locationId}`)
+    const body = (await res.body.json()) as { statusCode?: number; message?: string; contacts?: unknown }
+    // HighLevel (the sandbox) answers for the one contact id "a/b?x=1 c" — "Contact not found", as for
+    // any unknown id — not a 500 from us, and not the contacts list a decoded "?" would have asked for.
+    const unknown = await proxy(`/locations/${locationId}/contacts/no-such-contact?locationId=${locationId}`)
+    assert.equal(res.statusCode, unknown.statusCode)
+    assert.deepEqual(body, await unknown.body.json())
+    assert.equal(body.contacts, undefined)
+  })
 })
