@@ -8,13 +8,18 @@
  * Only `node:crypto` is used (no crypto-js).
  *
  * CBC has no integrity check: a wrong secret or a tampered payload is detected by the PKCS#7 padding,
- * by the plaintext not being UTF-8 JSON, or by the JSON not having the user-context shape. Every one of
- * those ends in {@link GhlError} `GHL_SSO_INVALID` (400) whose message says which check failed and never
- * contains the plaintext or the secret.
+ * by the plaintext not being UTF-8 JSON, or by the JSON not having the user-context shape. Checks that
+ * do not depend on the key (string, base64, length, `Salted__` header, whole blocks) say which one
+ * failed. Every failure AFTER decryption — padding, UTF-8, JSON, shape — ends in one and the same
+ * {@link GhlError} `GHL_SSO_INVALID` (400) with the one message {@link SSO_UNDECRYPTABLE_MESSAGE}, thrown
+ * from one place after all the checks have run: the endpoint is unauthenticated, and telling a padding
+ * failure apart from a JSON/shape failure would be a CBC padding oracle, enough to decrypt payloads and
+ * forge user contexts (CBC-R). The message never contains the plaintext, a field name or the secret.
  *
  * @see https://highlevel.stoplight.io/docs/integrations/ — "User Context in Marketplace Apps"
  *   (shared_secret_customJS_customPages.md)
  */
+import { isUtf8 } from 'node:buffer'
 import { createDecipheriv, createHash } from 'node:crypto'
 import { z } from 'zod'
 import { GhlError } from '../errors.js'
@@ -49,6 +54,13 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 /** Larger payloads are not user contexts; refusing them early bounds the work an anonymous caller can cause. */
 const MAX_PAYLOAD_CHARS = 64 * 1024
 
+/**
+ * The one message of every failure after decryption (bad padding, not UTF-8, not JSON, not a user
+ * context). Deliberately the same for all of them: see the module comment (padding oracle).
+ */
+export const SSO_UNDECRYPTABLE_MESSAGE =
+  "The SSO payload could not be decrypted with the app's Shared Secret, or it is not a HighLevel user context (wrong secret, or a tampered or truncated payload)"
+
 function invalid(message: string, cause?: unknown): GhlError {
   return new GhlError('GHL_SSO_INVALID', `Invalid SSO payload: ${message}`, { cause, status: 400 })
 }
@@ -76,7 +88,9 @@ function bytesToKey(passphrase: Buffer, salt: Buffer): { key: Buffer; iv: Buffer
  * @param payload - the base64 string HighLevel gave the frontend (`encryptedData`).
  * @param sharedSecret - the app's Shared Secret (Advanced Settings → Auth); `GHL_SHARED_SECRET`.
  * @returns the validated {@link UserContext}.
- * @throws GhlError `GHL_SSO_INVALID` (status 400) for any bad input, with a message naming the failed check.
+ * @throws GhlError `GHL_SSO_INVALID` (status 400) for any bad input: a specific message for the checks that
+ *   do not need the key (not base64, too short, no `Salted__` header, not whole blocks), and the one
+ *   {@link SSO_UNDECRYPTABLE_MESSAGE} for every failure after decryption (padding, UTF-8, JSON, shape).
  *
  * @example
  * const user = decryptUserContext(req.body.encryptedData, config.sharedSecret)
@@ -108,38 +122,48 @@ export function decryptUserContext(payload: string, sharedSecret: string): UserC
   const { key, iv } = bytesToKey(Buffer.from(sharedSecret, 'utf8'), raw.subarray(8, 16))
   let plaintext: Buffer
   try {
-    const decipher = createDecipheriv('aes-256-cbc', key, iv)
+    // Padding is checked below, by us, so that a bad padding does not end the work early (no oracle):
+    // with auto-padding off and whole blocks, update/final cannot throw.
+    const decipher = createDecipheriv('aes-256-cbc', key, iv).setAutoPadding(false)
     plaintext = Buffer.concat([decipher.update(ciphertext), decipher.final()])
-  } catch {
-    // No cause attached: OpenSSL's "bad decrypt" says nothing more and we keep key material out of errors.
-    throw invalid('decryption failed (bad padding): wrong shared secret, or the payload was tampered with')
   } finally {
     key.fill(0)
     iv.fill(0)
   }
 
-  let json: string
+  let parsed: ReturnType<typeof userContextSchema.safeParse>
+  let paddingOk: boolean
+  let utf8Ok: boolean
+  let jsonOk = true
   try {
-    json = new TextDecoder('utf-8', { fatal: true }).decode(plaintext)
-  } catch {
-    throw invalid('the decrypted data is not UTF-8 text: wrong shared secret, or the payload was tampered with')
+    // PKCS#7, in constant time over the last block: 1 ≤ n ≤ 16 and the last n bytes all equal n.
+    const n = plaintext[plaintext.length - 1]!
+    let bad = ((n - 1) >>> 8) | ((16 - n) >>> 8) // non-zero when n = 0 or n > 16
+    for (let i = 1; i <= 16; i++) {
+      const b = plaintext[plaintext.length - i]!
+      // inPad is 0xff when i ≤ n, else 0 (no branch on the secret-dependent n).
+      const inPad = ((i - n - 1) >> 8) & 0xff
+      bad |= (b ^ n) & inPad
+    }
+    paddingOk = bad === 0
+    // With a bad padding the following checks still run (on the whole plaintext), so a padding failure
+    // takes the same steps as a JSON or shape failure.
+    const body = plaintext.subarray(0, plaintext.length - (paddingOk ? n : 0))
+    utf8Ok = isUtf8(body)
+    const json = body.toString('utf8')
+    let value: unknown
+    try {
+      value = JSON.parse(json)
+    } catch {
+      jsonOk = false
+    }
+    parsed = userContextSchema.safeParse(value)
   } finally {
     plaintext.fill(0)
   }
-  let value: unknown
-  try {
-    value = JSON.parse(json)
-  } catch {
-    throw invalid('the decrypted data is not JSON: wrong shared secret, a tampered payload, or not a HighLevel user context')
-  }
-  const parsed = userContextSchema.safeParse(value)
-  if (!parsed.success) {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw invalid('the decrypted JSON is not an object, so not a HighLevel user context')
-    }
-    // Name the fields only: values may be personal data.
-    const fields = [...new Set(parsed.error.issues.map((i) => i.path.join('.') || '(root)'))]
-    throw invalid(`the decrypted JSON is not a HighLevel user context: missing or invalid ${fields.join(', ')}`)
+  if (!(paddingOk && utf8Ok && jsonOk && parsed.success)) {
+    // One throw site, one message, no cause: which check failed must not be observable.
+    throw new GhlError('GHL_SSO_INVALID', SSO_UNDECRYPTABLE_MESSAGE, { status: 400 })
   }
   const { activeLocation, ...rest } = parsed.data
   return activeLocation === undefined ? rest : { ...rest, activeLocation }

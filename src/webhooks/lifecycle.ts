@@ -20,6 +20,12 @@
  * installation minted from it (`parentId`) — is set `uninstalled` with its tokens wiped, dropped from the
  * token manager's cache and audited. Later calls fail with NotInstalledError. A re-install upserts the same
  * row back to `active` with fresh tokens.
+ *
+ * A late UNINSTALL never wipes a newer install: when the row is `active` and was last written after the
+ * event's `timestamp` (see {@link reinstalledAfter}), the UNINSTALL is skipped (audited
+ * `webhook.uninstall.skipped`) and the event is still processed. For an agency, the agency row decides for
+ * its minted children too. The wipe itself is a compare-and-swap on the row's `version`, so a re-install
+ * landing between the check and the write is seen and re-checked, not wiped.
  */
 import type { Config } from '../config.js'
 import { GhlError } from '../errors.js'
@@ -189,7 +195,8 @@ export class LifecycleHandler {
       await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, locationId } })
       return
     }
-    await this.#uninstall(row, event)
+    const at = eventTime(event)
+    await this.#uninstall(row, event, (current) => reinstalledAfter(current, at))
   }
 
   async #uninstallAgency(event: UninstallEvent, companyId: string): Promise<void> {
@@ -198,21 +205,109 @@ export class LifecycleHandler {
       await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, companyId } })
       return
     }
+    const at = eventTime(event)
+    // The agency first: once its tokens are wiped nothing new can be minted from it while the children go.
+    // A skipped agency (re-installed after the event) keeps its children too: they belong to the new install.
+    if ((await this.#uninstall(agency, event, (current) => reinstalledAfter(current, at))) === 'skipped') return
+    // The children follow the agency's fate, whatever their own updatedAt (a child re-minted from the old
+    // agency grant after the event is still from the uninstalled grant) — unless the agency has been
+    // re-installed in the meantime (checked again whenever a child changes under us).
+    const agencyReinstalled = async (): Promise<string | undefined> => {
+      const now = await this.#vault.getInstallation(agency.id)
+      const reason = now ? reinstalledAfter(now, at) : undefined
+      return reason && `the agency installation: ${reason}`
+    }
     const children = await this.#vault.listInstallations({ parentId: agency.id })
-    for (const child of children) await this.#uninstall(child, event)
-    await this.#uninstall(agency, event)
+    for (const child of children) {
+      await this.#uninstall(child, event, (_current, attempt) => (attempt === 1 ? undefined : agencyReinstalled()))
+    }
   }
 
-  async #uninstall(row: InstallationSummary | Installation, event: UninstallEvent): Promise<void> {
-    const hasTokens = 'tokens' in row ? row.tokens !== null : row.expiresAt !== null
-    if (row.status !== 'uninstalled' || hasTokens) {
-      await this.#vault.setStatus(row.id, 'uninstalled', { wipeTokens: true, reason: 'UNINSTALL webhook' })
+  /**
+   * Wipes one row unless `skip` gives a reason not to (then audits `webhook.uninstall.skipped`). The write
+   * is a compare-and-swap on the version read: when the row changed meanwhile (a refresh or a re-install),
+   * it is read again and `skip` asked again, a few times; then the event fails and is retried.
+   */
+  async #uninstall(
+    row: InstallationSummary | Installation,
+    event: UninstallEvent,
+    skip: (current: InstallationSummary, attempt: number) => string | undefined | Promise<string | undefined>,
+  ): Promise<'wiped' | 'skipped'> {
+    let current: InstallationSummary | Installation = row
+    for (let attempt = 1; ; attempt++) {
+      const reason = await skip(current, attempt)
+      if (reason !== undefined) {
+        await this.#vault.audit({
+          installationId: current.id,
+          action: 'webhook.uninstall.skipped',
+          detail: {
+            webhookId: event.webhookId,
+            locationId: current.locationId,
+            companyId: current.companyId,
+            source: current.source,
+            reason,
+            eventTimestamp: event.timestamp,
+            updatedAt: current.updatedAt.toISOString(),
+          },
+        })
+        return 'skipped'
+      }
+      const hasTokens = 'tokens' in current ? current.tokens !== null : current.expiresAt !== null
+      if (current.status === 'uninstalled' && !hasTokens) break
+      const updated = await this.#vault.setStatus(current.id, 'uninstalled', {
+        wipeTokens: true,
+        reason: 'UNINSTALL webhook',
+        expectedVersion: current.version,
+      })
+      if (updated) break
+      const fresh = await this.#vault.getInstallation(current.id)
+      if (!fresh) break // deleted meanwhile: nothing left to wipe
+      if (attempt >= MAX_UNINSTALL_ATTEMPTS) {
+        throw new GhlError(
+          'GHL_VAULT_CONFLICT',
+          `Installation ${current.id} kept changing while the UNINSTALL webhook was applied (${attempt} attempts); the event will be retried`,
+        )
+      }
+      current = fresh
     }
-    this.#tokens.invalidate(row.id)
+    this.#tokens.invalidate(current.id)
     await this.#vault.audit({
-      installationId: row.id,
+      installationId: current.id,
       action: 'webhook.uninstall',
-      detail: { webhookId: event.webhookId, locationId: row.locationId, companyId: row.companyId, source: row.source },
+      detail: { webhookId: event.webhookId, locationId: current.locationId, companyId: current.companyId, source: current.source },
     })
+    return 'wiped'
   }
+}
+
+/** Compare-and-swap rounds of one UNINSTALL wipe before the event fails (and is retried later). */
+const MAX_UNINSTALL_ATTEMPTS = 5
+
+/** The event's `timestamp` in ms since the epoch (ISO 8601 string, or epoch ms), or `undefined` if unreadable. */
+function eventTime(event: UninstallEvent): number | undefined {
+  const ts: unknown = event.timestamp
+  const at = typeof ts === 'number' ? ts : typeof ts === 'string' ? Date.parse(ts) : Number.NaN
+  return Number.isFinite(at) ? at : undefined
+}
+
+/**
+ * Why an UNINSTALL sent at `eventAt` must not wipe `row`, or `undefined` when it must.
+ *
+ * The vault has no "installed at" field, so the rule is: the row is `active` and was last written
+ * (`updatedAt`) after the event was sent. That is either a (re-)install — the code exchange or an agency
+ * mint upserts the row — which happened after the uninstall, so the UNINSTALL is stale (processed late:
+ * retried after a failure, or delivered late) and wiping would destroy the fresh install; or a token
+ * refresh after the uninstall, which only succeeds if the grant still works at HighLevel, i.e. the app is
+ * installed again — so skipping is right in that case too. A row that is not `active` (e.g.
+ * `needs_reauthorization` after a refused refresh) is always wiped, as is any row when the timestamp
+ * cannot be read (the receiver rejects such events anyway).
+ *
+ * Residual: the comparison mixes HighLevel's clock (`timestamp`) and ours (`updatedAt`); a row written
+ * within the clock skew before the event could be kept. Its tokens are revoked at HighLevel, so its next
+ * refresh fails and marks it `needs_reauthorization`.
+ */
+function reinstalledAfter(row: InstallationSummary, eventAt: number | undefined): string | undefined {
+  if (eventAt === undefined || row.status !== 'active') return undefined
+  if (row.updatedAt.getTime() <= eventAt) return undefined
+  return 'the installation is active and was (re)installed or refreshed after the UNINSTALL event was sent'
 }

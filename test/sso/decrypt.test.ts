@@ -6,13 +6,13 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { decryptUserContext, handleSsoRequest } from '../../src/sso/decrypt.js'
+import { decryptUserContext, handleSsoRequest, SSO_UNDECRYPTABLE_MESSAGE } from '../../src/sso/decrypt.js'
 import { GhlError } from '../../src/errors.js'
 
 const SECRET = `sso-${randomBytes(12).toString('hex')}`
 
 /** Encrypts `plaintext` with the openssl CLI (the passphrase goes through an env var, not argv). */
-function opensslEncrypt(plaintext: string, secret = SECRET): string {
+function opensslEncrypt(plaintext: string | Buffer, secret = SECRET): string {
   return execFileSync('openssl', ['enc', '-aes-256-cbc', '-md', 'md5', '-salt', '-base64', '-A', '-pass', 'env:GHL_TEST_SSO_PASS'], {
     input: plaintext,
     env: { ...process.env, GHL_TEST_SSO_PASS: secret },
@@ -51,6 +51,26 @@ function assertInvalid(fn: () => unknown, fragment: RegExp, plaintextValues: str
   return caught
 }
 
+/**
+ * Asserts a failure AFTER decryption: GHL_SSO_INVALID with exactly the one shared message (no field names,
+ * no plaintext, no hint of which check failed — a padding oracle must not exist). Returns the message.
+ */
+function assertUndecryptable(fn: () => unknown, plaintextValues: string[] = Object.values(LOCATION_USER)): string {
+  const err = assertInvalid(fn, /./, plaintextValues)
+  assert.equal(err.message, SSO_UNDECRYPTABLE_MESSAGE)
+  assert.equal(err.cause, undefined, 'no cause: it could tell which check failed')
+  assert.deepEqual(JSON.parse(JSON.stringify(err)), { code: 'GHL_SSO_INVALID', message: SSO_UNDECRYPTABLE_MESSAGE, status: 400 })
+  return err.message
+}
+
+/** Flips one bit of the byte at `index` (negative: from the end) of a payload and re-encodes it. */
+function flip(payload: string, index: number, mask = 0x01): string {
+  const raw = Buffer.from(payload, 'base64')
+  const i = index < 0 ? raw.length + index : index
+  raw[i]! ^= mask
+  return raw.toString('base64')
+}
+
 describe('decryptUserContext', () => {
   test('round trip: a location context encrypted by openssl decrypts and validates', () => {
     const payload = opensslEncrypt(JSON.stringify(LOCATION_USER))
@@ -75,7 +95,7 @@ describe('decryptUserContext', () => {
   test('wrong secret → GHL_SSO_INVALID', () => {
     const payload = opensslEncrypt(JSON.stringify(LOCATION_USER))
     // Bad padding almost always; in the rare case the padding happens to be valid the garbage is not UTF-8/JSON.
-    assertInvalid(() => decryptUserContext(payload, `${SECRET}-wrong`), /wrong shared secret|tampered/)
+    assertUndecryptable(() => decryptUserContext(payload, `${SECRET}-wrong`))
   })
 
   test('truncated ciphertext (not a whole block) → GHL_SSO_INVALID "truncated"', () => {
@@ -90,28 +110,28 @@ describe('decryptUserContext', () => {
     assertInvalid(() => decryptUserContext(raw.subarray(0, 4).toString('base64'), SECRET), /too short/)
   })
 
-  test('a whole block cut off the end → GHL_SSO_INVALID (bad padding or not JSON)', () => {
+  test('a whole block cut off the end → GHL_SSO_INVALID with the one post-decryption message', () => {
     const raw = Buffer.from(opensslEncrypt(JSON.stringify(LOCATION_USER)), 'base64')
     const cut = raw.subarray(0, raw.length - 16).toString('base64')
-    assertInvalid(() => decryptUserContext(cut, SECRET), /wrong shared secret|tampered|not JSON|not UTF-8/)
+    assertUndecryptable(() => decryptUserContext(cut, SECRET))
   })
 
   test('tampered byte in the first ciphertext block → GHL_SSO_INVALID', () => {
     const raw = Buffer.from(opensslEncrypt(JSON.stringify(LOCATION_USER)), 'base64')
     raw[16 + 3]! ^= 0x5a
-    assertInvalid(() => decryptUserContext(raw.toString('base64'), SECRET), /tampered/)
+    assertUndecryptable(() => decryptUserContext(raw.toString('base64'), SECRET))
   })
 
   test('tampered byte in the last ciphertext block → GHL_SSO_INVALID', () => {
     const raw = Buffer.from(opensslEncrypt(JSON.stringify(LOCATION_USER)), 'base64')
     raw[raw.length - 1]! ^= 0x01
-    assertInvalid(() => decryptUserContext(raw.toString('base64'), SECRET), /tampered/)
+    assertUndecryptable(() => decryptUserContext(raw.toString('base64'), SECRET))
   })
 
   test('tampered salt → GHL_SSO_INVALID', () => {
     const raw = Buffer.from(opensslEncrypt(JSON.stringify(LOCATION_USER)), 'base64')
     raw[9]! ^= 0xff
-    assertInvalid(() => decryptUserContext(raw.toString('base64'), SECRET), /tampered/)
+    assertUndecryptable(() => decryptUserContext(raw.toString('base64'), SECRET))
   })
 
   test('not base64 → GHL_SSO_INVALID "not base64"', () => {
@@ -124,17 +144,88 @@ describe('decryptUserContext', () => {
     assertInvalid(() => decryptUserContext(payload, SECRET), /Salted__/)
   })
 
-  test('non-JSON plaintext (encrypted by openssl with the right secret) → GHL_SSO_INVALID "not JSON"', () => {
+  test('non-JSON plaintext (encrypted by openssl with the right secret) → the one post-decryption message', () => {
     const payload = opensslEncrypt('hello, this is not json')
-    assertInvalid(() => decryptUserContext(payload, SECRET), /not JSON/, ['hello, this is not json'])
+    assertUndecryptable(() => decryptUserContext(payload, SECRET), ['hello, this is not json', 'hello'])
   })
 
-  test('JSON of the wrong shape → GHL_SSO_INVALID naming the fields, not their values', () => {
+  test('non-UTF-8 plaintext (encrypted by openssl with the right secret) → the one post-decryption message', () => {
+    // A valid user context except for the bytes FF FE inside userName: a lenient decoder would turn them
+    // into U+FFFD and accept it, so this proves the strict UTF-8 check runs.
+    const json = Buffer.from(JSON.stringify({ ...LOCATION_USER, userName: 'Jo##hn' }), 'utf8')
+    const at = json.indexOf('##')
+    json[at] = 0xff
+    json[at + 1] = 0xfe
+    const bytes = opensslEncrypt(json)
+    assertUndecryptable(() => decryptUserContext(bytes, SECRET))
+  })
+
+  test('JSON of the wrong shape → the one post-decryption message, naming neither fields nor values', () => {
     const wrong = { userId: 'u-1-secretish', companyId: 42, role: 'admin', type: 'agency', userName: 'N', email: 'person@example.com' }
-    const err = assertInvalid(() => decryptUserContext(opensslEncrypt(JSON.stringify(wrong)), SECRET), /companyId/, ['u-1-secretish', 'person@example.com'])
-    assert.doesNotMatch(err.message, /userId/)
-    assertInvalid(() => decryptUserContext(opensslEncrypt('[1,2,3]'), SECRET), /not an object/)
-    assertInvalid(() => decryptUserContext(opensslEncrypt('{}'), SECRET), /userId.*email|missing or invalid/)
+    const message = assertUndecryptable(() => decryptUserContext(opensslEncrypt(JSON.stringify(wrong)), SECRET), ['u-1-secretish', 'person@example.com'])
+    assert.doesNotMatch(message, /companyId|userId|email|activeLocation/)
+    assertUndecryptable(() => decryptUserContext(opensslEncrypt('[1,2,3]'), SECRET))
+    assertUndecryptable(() => decryptUserContext(opensslEncrypt('{}'), SECRET))
+    assertUndecryptable(() => decryptUserContext(opensslEncrypt('null'), SECRET))
+    assertUndecryptable(() => decryptUserContext(opensslEncrypt(JSON.stringify({ ...LOCATION_USER, activeLocation: '' })), SECRET))
+  })
+
+  test('no padding oracle: every failure after decryption has the identical error, however it failed', () => {
+    const good = opensslEncrypt(JSON.stringify(LOCATION_USER))
+    const raw = Buffer.from(good, 'base64')
+    // A padding-valid plaintext that is not JSON, and one that is JSON but not a user context: the two
+    // outcomes a CBC-R attacker needs to tell apart from a bad padding.
+    const cases: Array<[string, () => unknown]> = [
+      ['wrong secret', () => decryptUserContext(good, `${SECRET}-wrong`)],
+      ['tampered first block', () => decryptUserContext(flip(good, 16 + 3, 0x5a), SECRET)],
+      ['tampered last byte (bad padding)', () => decryptUserContext(flip(good, -1), SECRET)],
+      ['tampered salt', () => decryptUserContext(flip(good, 9, 0xff), SECRET)],
+      ['a whole block cut off', () => decryptUserContext(raw.subarray(0, raw.length - 16).toString('base64'), SECRET)],
+      ['non-JSON plaintext', () => decryptUserContext(opensslEncrypt('hello, this is not json'), SECRET)],
+      ['JSON array', () => decryptUserContext(opensslEncrypt('[1,2,3]'), SECRET)],
+      ['JSON of the wrong shape', () => decryptUserContext(opensslEncrypt('{"userId":"u","companyId":42}'), SECRET)],
+    ]
+    const seen = new Map<string, string[]>()
+    for (const [name, fn] of cases) {
+      let caught: unknown
+      try {
+        fn()
+      } catch (err) {
+        caught = err
+      }
+      assert.ok(caught instanceof GhlError, `${name}: expected a GhlError`)
+      const key = JSON.stringify({ code: caught.code, status: caught.status, message: caught.message, cause: String(caught.cause), body: caught.toJSON() })
+      seen.set(key, [...(seen.get(key) ?? []), name])
+    }
+    assert.equal(seen.size, 1, `the failures must be indistinguishable, got ${seen.size} kinds: ${JSON.stringify([...seen.values()])}`)
+    // And through the HTTP handler: identical status and body.
+    const bodies = new Set(
+      [good, flip(good, -1), opensslEncrypt('hello'), opensslEncrypt('{}')].map((p) =>
+        JSON.stringify(handleSsoRequest({ encryptedData: p }, p === good ? `${SECRET}-wrong` : SECRET)),
+      ),
+    )
+    assert.deepEqual([...bodies], [JSON.stringify({ status: 400, body: { ok: false, code: 'GHL_SSO_INVALID', message: SSO_UNDECRYPTABLE_MESSAGE } })])
+  })
+
+  test('a forged last block with valid padding but garbage plaintext is refused like any other failure', () => {
+    // Emulates one step of a padding-oracle attack: change the IV-side block so the last plaintext
+    // block ends in 0x01 — valid padding, garbage content. It must look exactly like bad padding.
+    const raw = Buffer.from(opensslEncrypt(JSON.stringify(LOCATION_USER)), 'base64')
+    assert.ok(raw.length >= 16 + 32, 'needs two ciphertext blocks')
+    const outcomes = new Set<string>()
+    for (let guess = 1; guess < 256; guess++) {
+      const t = Buffer.from(raw)
+      t[t.length - 17]! ^= guess
+      try {
+        decryptUserContext(t.toString('base64'), SECRET)
+        outcomes.add('accepted')
+      } catch (err) {
+        assert.ok(err instanceof GhlError)
+        outcomes.add(`${err.code} ${err.status} ${err.message} ${String(err.cause)}`)
+      }
+    }
+    // 255 variants, some with valid padding and some not: one single observable outcome.
+    assert.deepEqual([...outcomes], [`GHL_SSO_INVALID 400 ${SSO_UNDECRYPTABLE_MESSAGE} undefined`])
   })
 
   test('an empty secret is a configuration error, not an input error', () => {

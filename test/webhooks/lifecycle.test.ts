@@ -153,7 +153,8 @@ async function settle(w: World): Promise<void> {
  */
 const ownKey = generateKeyPairSync('ed25519')
 async function sendSigned(w: World, receiver: WebhookReceiver, event: Record<string, unknown>): Promise<void> {
-  const rawBody = Buffer.from(JSON.stringify({ ...event, timestamp: new Date().toISOString(), webhookId: randomUUID() }))
+  // `timestamp`/`webhookId` default to now / a fresh id; a test may pass its own (e.g. an UNINSTALL sent earlier).
+  const rawBody = Buffer.from(JSON.stringify({ timestamp: new Date().toISOString(), webhookId: randomUUID(), ...event }))
   const res = await receiver.receive({ rawBody, headers: { 'x-ghl-signature': sign(null, rawBody, ownKey.privateKey).toString('base64') } })
   assert.equal(res.status, 200, JSON.stringify(res.body))
   await receiver.idle()
@@ -415,6 +416,134 @@ describe('lifecycle: agency (bulk) install', () => {
       assert.equal((await stats(w)).locationToken.ok, 2, 'only the two announced locations were minted')
     } finally {
       await done()
+    }
+  })
+})
+
+/** Waits until the clock has moved past `ms` (so rows written from now on are strictly later). */
+async function waitPast(ms: number): Promise<void> {
+  while (Date.now() <= ms) await new Promise((r) => setTimeout(r, 1))
+}
+
+describe('lifecycle: a late UNINSTALL never wipes a newer (re-)install', () => {
+  test('UNINSTALL retried after a failure, once the user has re-installed: skipped, the re-install keeps working', async () => {
+    const w = await startWorld('Location')
+    try {
+      const locationId = w.sandbox.companies[0]!.locations[0]!.locationId
+      const first = await install(w, { locationId }, 'after-exchange')
+      await settle(w)
+      // The UNINSTALL wipes, then a subscriber fails: the event is failed and will be retried.
+      let calls = 0
+      w.receiver.on('UNINSTALL', () => {
+        calls++
+        if (calls === 1) throw new Error('subscriber down')
+      })
+      const { webhookIds } = await sandboxCall<{ webhookIds: string[] }>(w.sandbox, 'POST', '/_sandbox/uninstall', { locationId })
+      await settle(w)
+      assert.equal((await w.vault.listWebhooks({ status: 'failed', locationId }))[0]?.webhookId, webhookIds[0])
+      assert.equal((await w.vault.getInstallation(first.id))?.status, 'uninstalled')
+
+      // The user installs again before the retry.
+      const [failedEvent] = await w.vault.listWebhooks({ status: 'failed', locationId })
+      await waitPast(Date.parse(String((failedEvent!.payload as { timestamp: string }).timestamp)))
+      const again = await install(w, { locationId }, 'after-exchange')
+      await settle(w)
+      const before = await w.vault.getInstallation(first.id)
+      assert.equal(before?.status, 'active')
+
+      await w.receiver.runMaintenance()
+      await w.receiver.idle()
+      assert.equal(calls, 2, 'the retried UNINSTALL was processed')
+      assert.equal((await w.vault.listWebhooks({ status: 'failed', locationId })).length, 0)
+      assert.ok((await w.vault.listWebhooks({ status: 'processed', locationId, limit: 1000 })).some((r) => r.webhookId === webhookIds[0]))
+      const row = await w.vault.getInstallation(first.id)
+      assert.equal(row?.status, 'active')
+      assert.equal(row?.version, before?.version, 'the retried UNINSTALL changed nothing')
+      assert.equal(row?.tokens?.accessToken, again.tokens?.accessToken)
+      assert.equal((await w.tokens.getAccessToken({ kind: 'location', id: locationId })).installationId, first.id)
+      const skipped = (await w.vault.listAudit(first.id)).filter((a) => a.action === 'webhook.uninstall.skipped')
+      assert.equal(skipped.length, 1)
+      assert.equal(skipped[0]!.detail.webhookId, webhookIds[0])
+      assert.match(String(skipped[0]!.detail.reason), /after the UNINSTALL event was sent/)
+    } finally {
+      await w.close()
+    }
+  })
+
+  test('location: an UNINSTALL sent before the re-install and delivered after it is skipped; a current one still wipes', async () => {
+    const w = await startWorld('Location')
+    try {
+      const locationId = w.sandbox.companies[0]!.locations[1]!.locationId
+      const first = await install(w, { locationId }, 'none')
+      const uninstalledAt = Date.now()
+      await waitPast(uninstalledAt)
+      const again = await install(w, { locationId }, 'none')
+      assert.equal(again.id, first.id)
+      const before = await w.vault.getInstallation(first.id)
+      assert.ok(before!.updatedAt.getTime() > uninstalledAt)
+
+      const receiver = ownReceiver(w)
+      const late = randomUUID()
+      await sendSigned(w, receiver, { type: 'UNINSTALL', appId: w.config.appId, locationId, timestamp: new Date(uninstalledAt).toISOString(), webhookId: late })
+      const kept = await w.vault.getInstallation(first.id)
+      assert.equal(kept?.status, 'active')
+      assert.equal(kept?.version, before?.version)
+      assert.equal(kept?.tokens?.accessToken, again.tokens?.accessToken)
+      assert.equal(kept?.tokens?.refreshToken, again.tokens?.refreshToken)
+      assert.equal((await w.vault.listWebhooks({ status: 'processed', locationId, limit: 1000 })).find((r) => r.webhookId === late)?.attempts, 0)
+      assert.ok((await w.vault.listAudit(first.id)).some((a) => a.action === 'webhook.uninstall.skipped' && a.detail.webhookId === late))
+      assert.ok(!(await w.vault.listAudit(first.id)).some((a) => a.action === 'webhook.uninstall'))
+
+      // An UNINSTALL sent now (after the last install) wipes as always.
+      await sendSigned(w, receiver, { type: 'UNINSTALL', appId: w.config.appId, locationId })
+      const wiped = await w.vault.getInstallation(first.id)
+      assert.equal(wiped?.status, 'uninstalled')
+      assert.equal(wiped?.tokens, null)
+      await assert.rejects(w.tokens.getAccessToken({ kind: 'location', id: locationId }), NotInstalledError)
+    } finally {
+      await w.close()
+    }
+  })
+
+  test('agency: a late UNINSTALL keeps the re-installed agency and its minted locations; a current one wipes them all', async () => {
+    const w = await startWorld('Company')
+    try {
+      const company = w.sandbox.companies[0]!
+      const agency = await install(w, { companyId: company.companyId }, 'after-exchange')
+      await settle(w)
+      const minted = await w.vault.listInstallations({ parentId: agency.id, status: 'active' })
+      assert.equal(minted.length, company.locations.length)
+      const uninstalledAt = Date.now()
+      await waitPast(uninstalledAt)
+      // The re-install rewrites the agency row only; the minted locations keep their (older) rows.
+      const again = await install(w, { companyId: company.companyId }, 'none')
+      assert.equal(again.id, agency.id)
+      const versions = new Map((await w.vault.listInstallations({ clientId: w.config.clientId })).map((r) => [r.id, r.version]))
+
+      const receiver = ownReceiver(w)
+      await sendSigned(w, receiver, { type: 'UNINSTALL', appId: w.config.appId, companyId: company.companyId, timestamp: new Date(uninstalledAt).toISOString() })
+      const agencyRow = await w.vault.getInstallation(agency.id)
+      assert.equal(agencyRow?.status, 'active')
+      assert.equal(agencyRow?.tokens?.accessToken, again.tokens?.accessToken)
+      for (const m of minted) {
+        const row = await w.vault.getInstallation(m.id)
+        assert.ok(row!.updatedAt.getTime() <= uninstalledAt, 'the child itself is older than the event')
+        assert.equal(row?.status, 'active', 'a skipped agency UNINSTALL keeps its children')
+        assert.ok(row?.tokens?.accessToken)
+      }
+      for (const [id, version] of versions) assert.equal(await w.vault.getVersion(id), version, `row ${id} unchanged`)
+      assert.ok((await w.vault.listAudit(agency.id)).some((a) => a.action === 'webhook.uninstall.skipped'))
+      assert.equal((await w.tokens.getAccessToken({ kind: 'location', id: company.locations[0]!.locationId })).installationId, minted.find((m) => m.locationId === company.locations[0]!.locationId)!.id)
+
+      await sendSigned(w, receiver, { type: 'UNINSTALL', appId: w.config.appId, companyId: company.companyId })
+      for (const row of [await w.vault.getInstallation(agency.id), ...(await Promise.all(minted.map((m) => w.vault.getInstallation(m.id))))]) {
+        assert.equal(row?.status, 'uninstalled')
+        assert.equal(row?.tokens, null)
+      }
+      await assert.rejects(w.tokens.getAccessToken({ kind: 'company', id: company.companyId }), NotInstalledError)
+      await assert.rejects(w.tokens.getAccessToken({ kind: 'location', id: company.locations[0]!.locationId }), NotInstalledError)
+    } finally {
+      await w.close()
     }
   })
 })
