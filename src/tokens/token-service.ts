@@ -148,9 +148,18 @@ export class TokenService implements TokenManager {
     this.#retry = { attempts: 3, baseDelayMs: 100, maxDelayMs: 1000, ...options.retry }
     this.#lockWaitMs = options.lockWaitMs
     this.#ready = this.#subscribe()
+    // Redis unreachable at start must not crash the process (an unhandled rejection) nor stop the
+    // service: without invalidation messages every instance still re-reads the row's version on a 401.
+    this.#ready.catch((err: unknown) => {
+      this.#logger.warn({ error: errorText(err) }, 'token invalidation subscription failed; serving tokens without cross-instance invalidation')
+    })
   }
 
-  /** Resolves once the Redis invalidation subscription is active (at once without Redis). */
+  /**
+   * Resolves once the Redis invalidation subscription is active (at once without Redis). Rejects with
+   * GhlError `GHL_INTERNAL` when the subscription could not be made; the service keeps working then
+   * (without invalidation messages), so awaiting this is optional. It is retried when Redis comes back.
+   */
   ready(): Promise<void> {
     return this.#ready
   }
@@ -571,7 +580,17 @@ export class TokenService implements TokenManager {
       // Blips, and our own credentials being refused, say nothing about this installation's grant.
       if (isTransient(err) || !(err instanceof OAuthError) || err.code === 'GHL_OAUTH_CLIENT_REJECTED') throw err
       const reason = `${why}; Reconnect refused (${err.oauthError ?? err.code}${err.upstreamStatus ? `, HTTP ${err.upstreamStatus}` : ''})`
-      await this.#vault.setStatus(row.id, 'needs_reauthorization', { reason })
+      // Compare-and-swap: a re-install (or another writer) that stored a new grant while Reconnect was
+      // being refused must not be marked dead. Then the newer row is the answer.
+      const marked = await this.#vault.setStatus(row.id, 'needs_reauthorization', { reason, expectedVersion: row.version })
+      if (!marked) {
+        const current = await this.#vault.getInstallation(row.id)
+        if (!current) throw new NotInstalledError(row.locationId ? { locationId: row.locationId } : { companyId: row.companyId })
+        this.#logger.info({ installationId: row.id, version: current.version }, 'installation changed while Reconnect was refused; using the stored row')
+        this.#assertUsable(current)
+        this.#dropBelow(row.id, current.version)
+        return current
+      }
       await this.#vault.audit({ installationId: row.id, action: 'reauthorization_required', detail: { reason } }).catch(() => {})
       this.#logger.warn({ installationId: row.id, reason }, 'installation needs reauthorization')
       this.invalidate(row.id)
@@ -608,8 +627,18 @@ export class TokenService implements TokenManager {
     throw new NotInstalledError({ locationId })
   }
 
-  #mintFlight(companyId: string, locationId: string, options: { force: boolean; seenVersion?: number }): Promise<Installation> {
-    return this.#flight(`mint:${locationId}`, () => this.#mint(companyId, locationId, options))
+  /**
+   * One mint per location in this process. Like {@link TokenService.#refreshTracked}: a forced re-mint
+   * after a 401 that joined a flight which did not move past the version the caller saw (a non-forced
+   * mint that found the rejected token still "fresh") goes once more, now that that flight is over.
+   */
+  async #mintFlight(companyId: string, locationId: string, options: { force: boolean; seenVersion?: number }): Promise<Installation> {
+    const first = await this.#flight(`mint:${locationId}`, () => this.#mint(companyId, locationId, options))
+    const seen = options.seenVersion
+    if (options.force && seen !== undefined && first.source === 'agency' && first.version <= seen) {
+      return this.#flight(`mint:${locationId}`, () => this.#mint(companyId, locationId, options))
+    }
+    return first
   }
 
   /**
@@ -646,18 +675,31 @@ export class TokenService implements TokenManager {
                 }),
               ),
             )
-            const stored = await this.#vault.upsertInstallation({
-              clientId: this.#config.clientId,
-              companyId,
-              locationId,
-              userType: 'Location',
-              userId: lt.userId ?? agency.userId,
-              scopes: lt.scope ? lt.scope.split(/\s+/).filter(Boolean) : agency.scopes,
-              planId: lt.planId ?? agency.planId,
-              source: 'agency',
-              parentId: agency.id,
-              tokens: { accessToken: lt.access_token, refreshToken: null, expiresAt: new Date(sentAt + lt.expires_in * 1000) },
-            })
+            // Only ever replaces an agency-minted row: the location's own OAuth installation may have been
+            // stored meanwhile (its callback takes no agency lock), and overwriting it would lose its
+            // refresh token. Strict on purpose: an OAuth row is kept even when uninstalled or needing
+            // reauthorization (the location then answers NotInstalled / ReauthorizationRequired until
+            // it is installed again) — a minted token never silently takes over a location's own grant.
+            const stored = await this.#vault.upsertInstallation(
+              {
+                clientId: this.#config.clientId,
+                companyId,
+                locationId,
+                userType: 'Location',
+                userId: lt.userId ?? agency.userId,
+                scopes: lt.scope ? lt.scope.split(/\s+/).filter(Boolean) : agency.scopes,
+                planId: lt.planId ?? agency.planId,
+                source: 'agency',
+                parentId: agency.id,
+                tokens: { accessToken: lt.access_token, refreshToken: null, expiresAt: new Date(sentAt + lt.expires_in * 1000) },
+              },
+              { onlyReplaceSource: ['agency'] },
+            )
+            if (stored.source !== 'agency') {
+              this.#logger.info({ installationId: stored.id, locationId }, 'location has its own OAuth installation; minted token discarded')
+              this.#assertUsable(stored)
+              return stored
+            }
             this.#logger.info({ installationId: stored.id, parentId: agency.id, locationId }, 'location token minted')
             this.#dropBelow(stored.id, stored.version)
             this.#publish(stored.id, stored.version)
@@ -748,7 +790,7 @@ export class TokenService implements TokenManager {
     if (!this.#redis) return
     const sub = this.#redis.duplicate()
     this.#subscriber = sub
-    sub.on('error', (err: unknown) => this.#logger.warn({ err }, 'token invalidation subscriber error'))
+    sub.on('error', (err: unknown) => this.#logger.warn({ error: errorText(err) }, 'token invalidation subscriber error'))
     sub.on('message', (channel: string, message: string) => {
       if (channel !== INVALIDATION_CHANNEL) return
       const at = message.lastIndexOf(':')
@@ -757,6 +799,27 @@ export class TokenService implements TokenManager {
       // Drop entries older than the announced version (all of them when the message has none).
       this.#dropBelow(id, Number.isFinite(version) ? version : Number.POSITIVE_INFINITY)
     })
-    await sub.subscribe(INVALIDATION_CHANNEL)
+    try {
+      await sub.subscribe(INVALIDATION_CHANNEL)
+    } catch (err) {
+      // When the client reconnects later (its retryStrategy allows it), subscribe then.
+      const retry = (): void => {
+        if (this.#closed) return
+        sub.subscribe(INVALIDATION_CHANNEL).then(
+          () => this.#logger.info('token invalidation subscription active after reconnecting'),
+          (again: unknown) => {
+            this.#logger.warn({ error: errorText(again) }, 'token invalidation subscription failed again')
+            if (!this.#closed) sub.once('ready', retry)
+          },
+        )
+      }
+      sub.once('ready', retry)
+      throw new GhlError('GHL_INTERNAL', `The Redis invalidation subscription failed: ${errorText(err)}`, { cause: err })
+    }
   }
+}
+
+/** An error's message only (ioredis errors carry no credentials, but never log a whole client object). */
+function errorText(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).slice(0, 300)
 }

@@ -20,6 +20,7 @@ export type {
   RefreshLockOptions,
   TokenSet,
   TokenSource,
+  UpsertInstallationOptions,
   UserType,
   Vault,
   WebhookEventRecord,

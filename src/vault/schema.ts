@@ -75,6 +75,10 @@ export interface WebhookEventsTable {
   company_id: string | null
   received_at: Millis
   expires_at: Millis
+  /** Who holds the processing claim (migration 0002); NULL when unclaimed. */
+  claimed_by: ColumnType<string | null, string | null | undefined, string | null>
+  /** Until when the claim holds (ms); NULL when unclaimed. */
+  claimed_until: ColumnType<number | string | null, number | null | undefined, number | null>
 }
 
 /** `audit_log`: append-only. */

@@ -33,6 +33,8 @@ import type {
   OAuthStateData,
   RefreshLockOptions,
   TokenSet,
+  TokenSource,
+  UpsertInstallationOptions,
   Vault,
   WebhookEventRecord,
 } from './types.js'
@@ -42,6 +44,7 @@ export const DEFAULT_LOCK_WAIT_MS = 15_000
 const ROTATION_BATCH = 100
 const STATUSES: readonly InstallationStatus[] = ['active', 'needs_reauthorization', 'uninstalled']
 const WEBHOOK_STATUSES: readonly WebhookEventRecord['status'][] = ['pending', 'processed', 'failed', 'waiting']
+const SOURCES: readonly TokenSource[] = ['oauth', 'agency']
 
 /** What {@link createVault} hands the SQL vault. */
 export interface SqlVaultOptions {
@@ -96,8 +99,12 @@ export class SqlVault implements Vault {
     await this.#options.destroy()
   }
 
-  async upsertInstallation(input: InstallationInput): Promise<Installation> {
+  async upsertInstallation(input: InstallationInput, options: UpsertInstallationOptions = {}): Promise<Installation> {
     validateInstallationInput(input)
+    const only = options.onlyReplaceSource
+    if (only !== undefined && (!Array.isArray(only) || only.length === 0 || !only.every((x) => SOURCES.includes(x)))) {
+      throw badInput([`expected onlyReplaceSource to be a non-empty array of ${SOURCES.join(', ')}`])
+    }
     const now = this.#clock.now()
     const rk = resourceKey(input.locationId, input.companyId)
     const sealed = this.#seal(input.clientId, rk, input.tokens, now)
@@ -130,9 +137,10 @@ export class SqlVault implements Vault {
         lock_until: null,
       })
       // One statement, atomic on both dialects (SQLite ≥ 3.24 upsert; PostgreSQL ≥ 9.5): a re-install
-      // keeps the row's id and created_at and takes everything else from the new grant.
-      .onConflict((oc) =>
-        oc.columns(['client_id', 'resource_key']).doUpdateSet((eb) => ({
+      // keeps the row's id and created_at and takes everything else from the new grant. With
+      // onlyReplaceSource, `DO UPDATE … WHERE` leaves a row of another source untouched (no row returned).
+      .onConflict((oc) => {
+        const update = oc.columns(['client_id', 'resource_key']).doUpdateSet((eb) => ({
           app_id: eb.ref('excluded.app_id'),
           company_id: eb.ref('excluded.company_id'),
           location_id: eb.ref('excluded.location_id'),
@@ -155,10 +163,18 @@ export class SqlVault implements Vault {
           refresh_token_issued_at: eb.ref('excluded.refresh_token_issued_at'),
           version: eb('installations.version', '+', 1),
           updated_at: eb.ref('excluded.updated_at'),
-        })),
-      )
+        }))
+        return only === undefined ? update : update.where('installations.source', 'in', [...only])
+      })
       .returningAll()
-      .executeTakeFirstOrThrow()
+      .executeTakeFirst()
+    if (!row) {
+      // The conflicting row is of a source we may not replace: it stays exactly as it was.
+      const existing = await this.#findByResource(input.clientId, rk)
+      if (!existing) throw new GhlError('GHL_INTERNAL', `The installation for ${rk} was neither stored nor found`)
+      this.#logger.info({ installationId: existing.id, source: existing.source, resource: rk }, 'vault: kept an installation of another source')
+      return existing
+    }
     this.#logger.debug({ installationId: row.id, version: row.version, resource: rk }, 'vault: installation stored')
     return this.#open(row)
   }
@@ -233,11 +249,15 @@ export class SqlVault implements Vault {
   async setStatus(
     id: string,
     status: InstallationStatus,
-    options: { reason?: string; wipeTokens?: boolean } = {},
+    options: { reason?: string; wipeTokens?: boolean; expectedVersion?: number } = {},
   ): Promise<InstallationSummary | undefined> {
-    if (!STATUSES.includes(status)) throw badInput([`expected status to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`])
+    const problems: string[] = []
+    if (!STATUSES.includes(status)) problems.push(`expected status to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(status)}`)
+    const expected = options.expectedVersion
+    if (expected !== undefined && !Number.isSafeInteger(expected)) problems.push(`expected expectedVersion to be an integer, got ${String(expected)}`)
+    if (problems.length > 0) throw badInput(problems)
     const wipe = options.wipeTokens === true
-    const row = await this.#db
+    let query = this.#db
       .updateTable('installations')
       .set((eb) => ({
         status,
@@ -247,9 +267,12 @@ export class SqlVault implements Vault {
         ...(wipe ? { access_token: null, refresh_token: null, key_id: null, expires_at: null, refresh_token_issued_at: null } : {}),
       }))
       .where('id', '=', id)
-      .returningAll()
-      .executeTakeFirst()
-    if (!row) return undefined
+    if (expected !== undefined) query = query.where('version', '=', expected)
+    const row = await query.returningAll().executeTakeFirst()
+    if (!row) {
+      if (expected !== undefined) this.#logger.debug({ installationId: id, expectedVersion: expected }, 'vault: status change lost the compare-and-swap')
+      return undefined
+    }
     if (wipe) await this.#options.afterWipe()
     this.#logger.info({ installationId: id, status, wiped: wipe }, 'vault: installation status set')
     return toSummary(row)
@@ -337,9 +360,32 @@ export class SqlVault implements Vault {
         status: change.status,
         ...(change.lastError !== undefined ? { last_error: change.lastError } : {}),
         ...(change.incrementAttempts ? { attempts: eb('attempts', '+', 1) } : {}),
+        claimed_by: null,
+        claimed_until: null,
       }))
       .where('webhook_id', '=', webhookId)
       .execute()
+  }
+
+  async claimWebhook(webhookId: string, owner: string, until: Date, options: { now?: Date; attempts?: number } = {}): Promise<boolean> {
+    const problems: string[] = []
+    if (typeof webhookId !== 'string' || webhookId.length === 0) problems.push('expected webhookId to be a non-empty string')
+    if (typeof owner !== 'string' || owner.length === 0) problems.push('expected owner to be a non-empty string')
+    if (!isValidDate(until)) problems.push('expected until to be a valid Date')
+    if (options.now !== undefined && !isValidDate(options.now)) problems.push('expected now to be a valid Date')
+    if (options.attempts !== undefined && !Number.isSafeInteger(options.attempts)) problems.push('expected attempts to be an integer')
+    if (problems.length > 0) throw badInput(problems)
+    const now = options.now?.getTime() ?? this.#clock.now()
+    // One conditional UPDATE: atomic on both dialects, so of concurrent claimants exactly one changes the row.
+    let query = this.#db
+      .updateTable('webhook_events')
+      .set({ claimed_by: owner, claimed_until: until.getTime() })
+      .where('webhook_id', '=', webhookId)
+      .where('status', 'in', ['pending', 'failed'])
+      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
+    if (options.attempts !== undefined) query = query.where('attempts', '=', options.attempts)
+    const result = await query.executeTakeFirst()
+    return Number(result.numUpdatedRows) === 1
   }
 
   async listWebhooks(filter: {

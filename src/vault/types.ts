@@ -122,6 +122,17 @@ export interface AuditRecord extends Required<AuditEntry> {
   at: Date
 }
 
+/** Options of {@link Vault.upsertInstallation}. */
+export interface UpsertInstallationOptions {
+  /**
+   * Replace an existing row for the same resource only when its `source` is one of these. When the
+   * existing row has another source, nothing changes and the existing row is returned as it is (check
+   * its `source`). An agency mint passes `['agency']` so it can never overwrite a location's own OAuth
+   * installation (and its refresh token) — not even an `uninstalled` one. Default: replace any row.
+   */
+  onlyReplaceSource?: readonly TokenSource[]
+}
+
 export interface RefreshLockOptions {
   /** Give up waiting for another holder after this long (GHL_LOCK_TIMEOUT). */
   waitMs?: number
@@ -142,7 +153,7 @@ export interface Vault {
    * Inserts, or updates the row of the same (clientId, locationId) — or (clientId, companyId) for an
    * agency install: re-installing never duplicates. Sets status `active`, bumps `version`.
    */
-  upsertInstallation(input: InstallationInput): Promise<Installation>
+  upsertInstallation(input: InstallationInput, options?: UpsertInstallationOptions): Promise<Installation>
   getInstallation(id: string): Promise<Installation | undefined>
   /** The installation for a location (its own OAuth install or an agency-minted one), any status. */
   findByLocation(clientId: string, locationId: string): Promise<Installation | undefined>
@@ -163,11 +174,15 @@ export interface Vault {
     extra?: { scopes?: string[]; status?: InstallationStatus; statusReason?: string | null },
   ): Promise<Installation | undefined>
 
-  /** Sets the status (bumps version). With `wipeTokens`, the encrypted tokens are deleted from the row. */
+  /**
+   * Sets the status (bumps version). With `wipeTokens`, the encrypted tokens are deleted from the row.
+   * With `expectedVersion`, a compare-and-swap: the status is set only if the row's version is still
+   * that one; `undefined` otherwise (someone else changed the row, e.g. a re-install).
+   */
   setStatus(
     id: string,
     status: InstallationStatus,
-    options?: { reason?: string; wipeTokens?: boolean },
+    options?: { reason?: string; wipeTokens?: boolean; expectedVersion?: number },
   ): Promise<InstallationSummary | undefined>
 
   /**
@@ -184,7 +199,17 @@ export interface Vault {
 
   /** Persists a webhook. `duplicate` when this webhookId was already recorded (replay). */
   recordWebhook(event: Omit<WebhookEventRecord, 'status' | 'attempts' | 'lastError'> & { status?: WebhookEventRecord['status'] }): Promise<'new' | 'duplicate'>
+  /** Changes an event's status; also clears its processing claim ({@link Vault.claimWebhook}). */
   updateWebhook(webhookId: string, change: { status: WebhookEventRecord['status']; lastError?: string | null; incrementAttempts?: boolean }): Promise<void>
+  /**
+   * Atomically claims a `pending` or `failed` event for processing by `owner` until `until`, across every
+   * process sharing the database: `true` for exactly one of concurrent claimants, `false` when the event
+   * is processed, waiting, unknown, or claimed by anyone (this owner included) with a claim not yet past.
+   * The claim is cleared by {@link Vault.updateWebhook}. Options: `now` — the claimant's clock (default:
+   * the vault's); `attempts` — claim only if the event's attempt count is still this (a stale listing
+   * cannot retry an attempt someone else already made).
+   */
+  claimWebhook(webhookId: string, owner: string, until: Date, options?: { now?: Date; attempts?: number }): Promise<boolean>
   /** Events to (re)process: `pending` and `failed` ones (oldest first), or `waiting` ones for a resource. */
   listWebhooks(filter: { status: WebhookEventRecord['status']; locationId?: string; companyId?: string; limit?: number }): Promise<WebhookEventRecord[]>
   /** Deletes webhook records past `expiresAt`; returns how many. */

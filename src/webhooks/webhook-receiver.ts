@@ -32,8 +32,13 @@
  * `retry.maxAttempts` attempts; after that it stays `failed` in the vault for an operator. Delivery to
  * subscribers is at-least-once: a retry runs every subscriber again, so handlers should be idempotent
  * (key on `event.webhookId`). An INSTALL that waits for its code exchange is `waiting`, not failed.
+ *
+ * Several instances on one database: before processing a `pending` or `failed` event (the first run after
+ * `receive`, a retry, a resumption) an instance claims it in the vault (`Vault.claimWebhook`, an atomic
+ * conditional UPDATE for the attempt count it saw, valid {@link WEBHOOK_CLAIM_MS}); only the winner
+ * processes, and recording the outcome clears the claim. `waiting` events are not claimed.
  */
-import { createHash } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Dispatcher } from 'undici'
 import { systemClock, type Clock } from '../clock.js'
 import type { Config } from '../config.js'
@@ -59,6 +64,13 @@ import { WebhookVerifier, type WebhookHeaders } from './verify.js'
 /** Deeper JSON is refused (400): no HighLevel event comes close, and it bounds the work of hostile input. */
 export const MAX_JSON_DEPTH = 64
 
+/**
+ * How long a processing claim on a `pending`/`failed` event holds (see `Vault.claimWebhook`). It is
+ * cleared when the processing records its outcome; a claim outlives its holder only if that process died
+ * (or a run took longer than this), after which another instance may take the event over.
+ */
+export const WEBHOOK_CLAIM_MS = 120_000
+
 /** What {@link WebhookReceiver.receive} answers; the route sends `body` as JSON with `status`. */
 export interface WebhookReceiveResult {
   status: number
@@ -81,7 +93,8 @@ export interface WebhookReceiverOptions {
 }
 
 type Handler = (event: WebhookEvent) => void | Promise<void>
-type Outcome = 'processed' | 'waiting' | 'failed'
+/** `skipped`: another instance (or an earlier attempt) holds or already made this attempt. */
+type Outcome = 'processed' | 'waiting' | 'failed' | 'skipped'
 /** An event ready to process: the stored payload plus its (possibly derived) id. */
 interface QueuedEvent {
   webhookId: string
@@ -118,6 +131,8 @@ export class WebhookReceiver {
   readonly #handlers = new Map<WebhookType, Set<Handler>>()
   /** webhookId → the processing under way for it (one at a time per event in this process). */
   readonly #inFlight = new Map<string, Promise<Outcome>>()
+  /** This receiver's name in processing claims (unique per instance). */
+  readonly #owner = `receiver:${process.pid}:${randomUUID()}`
   #timer: NodeJS.Timeout | undefined
   #maintenance: Promise<void> | undefined
 
@@ -319,6 +334,8 @@ export class WebhookReceiver {
   /**
    * Processes an event, one run at a time per webhookId in this process. A run requested while another is
    * under way follows it, unless that one processed the event (so it is never processed twice here).
+   * Across processes, a `pending` or `failed` event is first claimed in the vault (atomically, for the
+   * attempt count it was listed with): only the instance whose claim succeeds processes it.
    */
   #schedule(event: QueuedEvent, deferred: boolean): Promise<Outcome> {
     const previous = this.#inFlight.get(event.webhookId)
@@ -328,12 +345,34 @@ export class WebhookReceiver {
         ? new Promise<'run'>((resolve) => setImmediate(() => resolve('run')))
         : Promise.resolve('run' as const)
     const run: Promise<Outcome> = start
-      .then((go) => (go === 'skip' ? ('processed' as const) : this.#process(event)))
+      .then(async (go): Promise<Outcome> => {
+        if (go === 'skip') return 'processed'
+        if (!(await this.#claim(event))) return 'skipped'
+        return this.#process(event)
+      })
       .finally(() => {
         if (this.#inFlight.get(event.webhookId) === run) this.#inFlight.delete(event.webhookId)
       })
     this.#inFlight.set(event.webhookId, run)
     return run
+  }
+
+  /** Claims a `pending`/`failed` event for this instance; `waiting` ones need no claim. Never throws. */
+  async #claim(event: QueuedEvent): Promise<boolean> {
+    if (event.status !== 'pending' && event.status !== 'failed') return true
+    const now = this.#clock.now()
+    try {
+      const claimed = await this.#vault.claimWebhook(event.webhookId, this.#owner, new Date(now + WEBHOOK_CLAIM_MS), {
+        now: new Date(now),
+        attempts: event.attempts,
+      })
+      if (!claimed) this.#logger.debug({ webhookId: event.webhookId }, 'webhook claimed elsewhere (or already handled); not processed here')
+      return claimed
+    } catch (err) {
+      // The maintenance loop tries again later; the event stays as it is in the vault.
+      this.#logger.error({ err, webhookId: event.webhookId }, 'could not claim the webhook for processing')
+      return false
+    }
   }
 
   async #process(queued: QueuedEvent): Promise<Outcome> {

@@ -75,7 +75,7 @@ for (const dialect of DIALECTS) {
         const raw = await openRaw(dialect, database.url)
         try {
           const rows = await raw.query<{ name: string }>('select name from kysely_migration')
-          assert.deepEqual(rows.map((r) => r.name), ['0001-initial'])
+          assert.deepEqual(rows.map((r) => r.name).sort(), ['0001-initial', '0002-webhook-claims'])
           for (const table of ['installations', 'oauth_states', 'webhook_events', 'audit_log']) {
             assert.deepEqual(await raw.query(`select count(*) as n from ${table}`).then((r) => Number(r[0]!.n)), 0)
           }
@@ -93,7 +93,7 @@ for (const dialect of DIALECTS) {
           const raw = await openRaw(dialect, fresh.url)
           try {
             const rows = await raw.query<{ name: string }>('select name from kysely_migration')
-            assert.deepEqual(rows.map((r) => r.name), ['0001-initial'])
+            assert.deepEqual(rows.map((r) => r.name).sort(), ['0001-initial', '0002-webhook-claims'])
           } finally {
             await raw.close()
           }
@@ -116,7 +116,7 @@ for (const dialect of DIALECTS) {
           const raw = await openRaw(dialect, fresh.url)
           try {
             const rows = await raw.query<{ name: string }>('select name from kysely_migration')
-            assert.deepEqual(rows.map((r) => r.name), ['0001-initial'])
+            assert.deepEqual(rows.map((r) => r.name).sort(), ['0001-initial', '0002-webhook-claims'])
           } finally {
             await raw.close()
           }
@@ -313,6 +313,73 @@ for (const dialect of DIALECTS) {
         assert.doesNotMatch(err.message, /SECRET-RT/)
         await rejectsWith(vault.setStatus(stored.id, 'deleted' as never), 'GHL_BAD_REQUEST')
         assert.deepEqual(await vault.getInstallation(stored.id), stored)
+      })
+
+      test('onlyReplaceSource: an agency mint never overwrites the location\'s own OAuth row (even uninstalled)', async () => {
+        const agency = await vault.upsertInstallation(companyInput())
+        const own = await vault.upsertInstallation(locationInput())
+        const minted = (accessToken: string) =>
+          locationInput({ source: 'agency', parentId: agency.id, tokens: { accessToken, refreshToken: null, expiresAt: new Date(2e12) } })
+        const kept = await vault.upsertInstallation(minted('MINTED-1'), { onlyReplaceSource: ['agency'] })
+        assert.deepEqual(kept, own, 'the existing OAuth row is returned unchanged')
+        assert.deepEqual(await vault.getInstallation(own.id), own)
+        assert.equal((await vault.getInstallation(own.id))?.tokens?.refreshToken, own.tokens!.refreshToken)
+        // Strict: an uninstalled OAuth row is not taken over either.
+        const gone = await vault.setStatus(own.id, 'uninstalled', { wipeTokens: true })
+        const stillGone = await vault.upsertInstallation(minted('MINTED-2'), { onlyReplaceSource: ['agency'] })
+        assert.equal(stillGone.source, 'oauth')
+        assert.equal(stillGone.status, 'uninstalled')
+        assert.equal(stillGone.version, gone!.version)
+        assert.equal(stillGone.tokens, null)
+        // Without the option, the upsert replaces as before.
+        const replaced = await vault.upsertInstallation(minted('MINTED-3'))
+        assert.equal(replaced.source, 'agency')
+        assert.equal(replaced.id, own.id)
+      })
+
+      test('onlyReplaceSource: an agency row is replaced, a missing one inserted; bad values refused, nothing stored', async () => {
+        const agency = await vault.upsertInstallation(companyInput())
+        const minted = (accessToken: string) =>
+          locationInput({ source: 'agency', parentId: agency.id, tokens: { accessToken, refreshToken: null, expiresAt: new Date(2e12) } })
+        const first = await vault.upsertInstallation(minted('MINTED-1'), { onlyReplaceSource: ['agency'] })
+        assert.equal(first.source, 'agency')
+        assert.equal(first.version, 1)
+        const second = await vault.upsertInstallation(minted('MINTED-2'), { onlyReplaceSource: ['agency'] })
+        assert.equal(second.id, first.id)
+        assert.equal(second.version, 2)
+        assert.equal(second.tokens?.accessToken, 'MINTED-2')
+        const before = await vault.listInstallations()
+        for (const bad of [[], ['nope'], 'agency'] as unknown as ('agency' | 'oauth')[][]) {
+          const err = await rejectsWith(vault.upsertInstallation(minted('MINTED-X'), { onlyReplaceSource: bad }), 'GHL_BAD_REQUEST')
+          assert.match(err.message, /onlyReplaceSource/)
+        }
+        assert.deepEqual(await vault.listInstallations(), before)
+        assert.equal((await vault.getInstallation(first.id))?.tokens?.accessToken, 'MINTED-2')
+      })
+
+      test('setStatus with expectedVersion: a compare-and-swap; a stale version changes nothing', async () => {
+        const stored = await vault.upsertInstallation(locationInput())
+        const reinstalled = await vault.upsertInstallation(locationInput({ tokens: { accessToken: 'AT-new', refreshToken: 'RT-new', expiresAt: new Date(2e12) } }))
+        assert.equal(reinstalled.version, 2)
+        assert.equal(await vault.setStatus(stored.id, 'needs_reauthorization', { reason: 'x', expectedVersion: stored.version }), undefined)
+        assert.deepEqual(await vault.getInstallation(stored.id), reinstalled)
+        const marked = await vault.setStatus(stored.id, 'needs_reauthorization', { reason: 'y', expectedVersion: 2 })
+        assert.equal(marked?.status, 'needs_reauthorization')
+        assert.equal(marked?.version, 3)
+        assert.equal(await vault.setStatus('nope', 'active', { expectedVersion: 1 }), undefined)
+        const err = await rejectsWith(vault.setStatus(stored.id, 'active', { expectedVersion: 1.5 }), 'GHL_BAD_REQUEST')
+        assert.match(err.message, /expectedVersion/)
+        assert.equal((await vault.getInstallation(stored.id))?.version, 3)
+      })
+
+      test('setStatus with expectedVersion: of concurrent writers on one version, exactly one wins', async () => {
+        const stored = await vault.upsertInstallation(locationInput())
+        const other = await open()
+        const results = await Promise.all(
+          Array.from({ length: 10 }, (_, i) => (i % 2 ? other : vault).setStatus(stored.id, 'needs_reauthorization', { reason: `r${i}`, expectedVersion: 1 })),
+        )
+        assert.equal(results.filter(Boolean).length, 1)
+        assert.equal((await vault.getInstallation(stored.id))?.version, 2)
       })
     })
 
@@ -659,6 +726,47 @@ for (const dialect of DIALECTS) {
         // Once purged, the id is forgotten: a replay after expiry is "new" again.
         assert.equal(await vault.recordWebhook(event('wh-w')), 'new')
         assert.equal(await vault.purgeExpiredWebhooks(new Date(clock.now() + 7200_000)), 3)
+      })
+
+      test('claimWebhook: one claimant wins; the claim holds until it passes; a status change clears it', async () => {
+        await vault.recordWebhook(event('wh-c'))
+        const others = await Promise.all([open(), open()])
+        const all = [vault, ...others]
+        const now = clock.now()
+        const until = new Date(now + 120_000)
+        const wins = await Promise.all(Array.from({ length: 12 }, (_, i) => all[i % all.length]!.claimWebhook('wh-c', `owner-${i}`, until)))
+        assert.equal(wins.filter(Boolean).length, 1)
+        // Held: nobody (the holder included) claims again before it passes.
+        assert.equal(await vault.claimWebhook('wh-c', 'late', until, { now: new Date(now + 119_999) }), false)
+        // Passed (a holder that died): it can be taken over.
+        assert.equal(await vault.claimWebhook('wh-c', 'taker', new Date(now + 300_000), { now: new Date(now + 120_001) }), true)
+        // A status change clears the claim: a failed event is claimable again at once…
+        await vault.updateWebhook('wh-c', { status: 'failed', lastError: 'boom', incrementAttempts: true })
+        assert.equal(await vault.claimWebhook('wh-c', 'retry-1', until, { attempts: 0 }), false, 'an attempt already made is not claimed')
+        assert.equal(await vault.claimWebhook('wh-c', 'retry-1', until, { attempts: 1 }), true)
+        // …and a processed (or waiting, or unknown) one never.
+        await vault.updateWebhook('wh-c', { status: 'processed', lastError: null })
+        assert.equal(await vault.claimWebhook('wh-c', 'after', until, { now: new Date(now + 10_000_000) }), false)
+        await vault.recordWebhook(event('wh-wait', { status: 'waiting' }))
+        assert.equal(await vault.claimWebhook('wh-wait', 'x', until), false)
+        assert.equal(await vault.claimWebhook('wh-unknown', 'x', until), false)
+        const raw = await openRaw(dialect, database.url)
+        try {
+          const rows = await raw.query<{ claimed_by: string | null; claimed_until: unknown }>("select claimed_by, claimed_until from webhook_events where webhook_id = 'wh-c'")
+          assert.deepEqual(rows.map((r) => ({ ...r, claimed_until: r.claimed_until ?? null })), [{ claimed_by: null, claimed_until: null }])
+        } finally {
+          await raw.close()
+        }
+      })
+
+      test('claimWebhook: bad input is refused and changes nothing', async () => {
+        await vault.recordWebhook(event('wh-b'))
+        const until = new Date(clock.now() + 1000)
+        await rejectsWith(vault.claimWebhook('', 'o', until), 'GHL_BAD_REQUEST')
+        await rejectsWith(vault.claimWebhook('wh-b', '', until), 'GHL_BAD_REQUEST')
+        await rejectsWith(vault.claimWebhook('wh-b', 'o', new Date(Number.NaN)), 'GHL_BAD_REQUEST')
+        await rejectsWith(vault.claimWebhook('wh-b', 'o', until, { attempts: 0.5 }), 'GHL_BAD_REQUEST')
+        assert.equal(await vault.claimWebhook('wh-b', 'o', until), true, 'still unclaimed after the refusals')
       })
 
       test('a malformed event is refused and nothing stored', async () => {

@@ -437,6 +437,85 @@ for (const dialect of DIALECTS) {
       assert.equal(got.length, 1)
     })
 
+    test('two instances (two vaults on one database) running maintenance at once: a failed event and a stale pending one are each handled exactly once', async () => {
+      const vault2 = await createVault({ databaseUrl: db.url, keys: config.encryptionKeys })
+      try {
+        // The first attempt fails here, so the event is `failed` with attempts 1.
+        const failing = receiver.on('ContactTagUpdate', () => {
+          throw new Error('crm down')
+        })
+        const event = contactEvent(clock, { type: 'ContactTagUpdate' })
+        await receiver.receive(signed(JSON.stringify(event)))
+        await receiver.idle()
+        failing()
+        // A pending event whose process died (never processed, older than one interval).
+        const orphan = contactEvent(clock, { type: 'ContactTagUpdate' })
+        await vault.recordWebhook({
+          webhookId: String(orphan.webhookId),
+          type: 'ContactTagUpdate',
+          payload: orphan,
+          locationId: 'loc-1',
+          companyId: null,
+          receivedAt: new Date(clock.now()),
+          expiresAt: new Date(clock.now() + 3_600_000),
+        })
+        clock.advance(100)
+        const calls = new Map<string, number>()
+        const instances = [vault, vault2].map((v) => {
+          const r = new WebhookReceiver({ config, vault: v, tokens: unreachableTokens, clock, retry: { intervalMs: 50, maxAttempts: 3 } })
+          r.on('ContactTagUpdate', async (e) => {
+            calls.set(e.webhookId, (calls.get(e.webhookId) ?? 0) + 1)
+            await new Promise((resolve) => setTimeout(resolve, 30)) // long enough for the other instance to overlap
+          })
+          return r
+        })
+        await Promise.all([...instances.map((r) => r.runMaintenance()), ...instances.map((r) => r.runMaintenance())])
+        await Promise.all(instances.map((r) => r.idle()))
+        assert.equal(calls.get(String(event.webhookId)), 1, 'the failed event was retried by both instances')
+        assert.equal(calls.get(String(orphan.webhookId)), 1, 'the pending event was resumed by both instances')
+        const processed = await vault.listWebhooks({ status: 'processed', limit: 10_000 })
+        const done = processed.find((w) => w.webhookId === event.webhookId)
+        assert.equal(done?.attempts, 1)
+        assert.ok(processed.some((w) => w.webhookId === orphan.webhookId))
+        // Nothing is left to do: another pass on both handles nothing again.
+        await Promise.all(instances.map((r) => r.runMaintenance()))
+        await Promise.all(instances.map((r) => r.idle()))
+        assert.equal(calls.get(String(event.webhookId)), 1)
+        assert.equal(calls.get(String(orphan.webhookId)), 1)
+      } finally {
+        await vault2.close()
+      }
+    })
+
+    test('an event claimed by another instance is not processed here until the claim passes', async () => {
+      const event = contactEvent(clock, { type: 'ContactDndUpdate' })
+      const id = String(event.webhookId)
+      await vault.recordWebhook({
+        webhookId: id,
+        type: 'ContactDndUpdate',
+        payload: event,
+        locationId: 'loc-1',
+        companyId: null,
+        receivedAt: new Date(clock.now()),
+        expiresAt: new Date(clock.now() + 3_600_000),
+      })
+      // Another instance is processing it (its claim runs to now + 120 s).
+      assert.equal(await vault.claimWebhook(id, 'other-instance', new Date(clock.now() + 120_000), { now: new Date(clock.now()) }), true)
+      let calls = 0
+      receiver.on('ContactDndUpdate', () => void calls++)
+      clock.advance(100)
+      await receiver.runMaintenance()
+      await receiver.idle()
+      assert.equal(calls, 0)
+      assert.ok((await vault.listWebhooks({ status: 'pending', limit: 10_000 })).some((w) => w.webhookId === id))
+      // That instance died: once its claim has passed, the event is taken over.
+      clock.advance(120_000)
+      await receiver.runMaintenance()
+      await receiver.idle()
+      assert.equal(calls, 1)
+      assert.ok((await vault.listWebhooks({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id))
+    })
+
     test('maintenance purges records past their retention; a replay of a purged event is then stale, never processed again', async () => {
       const input = signed(JSON.stringify(contactEvent(clock, { type: 'ContactDelete' })))
       let calls = 0

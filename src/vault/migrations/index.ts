@@ -5,6 +5,7 @@
  */
 import type { Migration, MigrationProvider } from 'kysely'
 import { initialMigration } from './0001-initial.js'
+import { webhookClaimsMigration } from './0002-webhook-claims.js'
 
 /** The dialects the vault runs on. */
 export type VaultDialect = 'sqlite' | 'postgres'
@@ -15,6 +16,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
     async getMigrations(): Promise<Record<string, Migration>> {
       return {
         '0001-initial': initialMigration(dialect),
+        '0002-webhook-claims': webhookClaimsMigration(),
       }
     },
   }
