@@ -65,6 +65,25 @@ for (const dialect of DIALECTS) {
       assert.equal(res.status, 200)
     })
 
+    test('events the sandbox signs reach typed subscribers once; a lifecycle event sent by hand is accepted', async () => {
+      const seen: Array<{ type: string; id?: string }> = []
+      const off = stack.connector.webhooks.on('ContactCreate', (event) => {
+        seen.push({ type: event.type, id: (event as { id?: string }).id })
+      })
+      try {
+        const locationId = stack.sandbox.companies[0]!.locations[0]!.locationId
+        const sent = await sandboxJson<{ webhookId: string; responseStatus: number }>(stack.sandbox, 'POST', '/_sandbox/webhooks/send', { type: 'ContactCreate', locationId, id: 'contact-42', firstName: 'Ada' })
+        assert.equal(sent.responseStatus, 200)
+        await sandboxJson(stack.sandbox, 'POST', '/_sandbox/webhooks/redeliver', { webhookId: sent.webhookId })
+        await settle(stack)
+        assert.deepEqual(seen, [{ type: 'ContactCreate', id: 'contact-42' }], 'the redelivery is not dispatched again')
+        const install = await sandboxJson<{ responseStatus: number }>(stack.sandbox, 'POST', '/_sandbox/webhooks/send', { type: 'INSTALL', locationId, companyId: stack.sandbox.companies[0]!.companyId })
+        assert.equal(install.responseStatus, 200)
+      } finally {
+        off()
+      }
+    })
+
     test('a webhook signed with another key is rejected with 401 and changes nothing', async () => {
       const before = await stack.connector.installations()
       const { privateKey } = generateKeyPairSync('ed25519')

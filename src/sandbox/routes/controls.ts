@@ -250,7 +250,9 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     if (typeof event.type !== 'string' || event.type === '') return badRequest(reply, 'type is required')
     const theApp = typeof appId === 'string' ? store.appById(appId) : store.apps[0]
     if (!theApp) return notFound(reply, 'Unknown app')
-    const d = await ctx.webhooks.send(theApp.webhookUrl, event)
+    // HighLevel's app lifecycle events name the app they concern (AppInstall.md, AppUninstall.md).
+    const payload = event.type === 'INSTALL' || event.type === 'UNINSTALL' ? { appId: theApp.appId, ...event } : event
+    const d = await ctx.webhooks.send(theApp.webhookUrl, payload)
     return { webhookId: d.webhookId, type: d.type, status: d.status, responseStatus: d.responseStatus }
   })
 
