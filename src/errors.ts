@@ -30,7 +30,6 @@ export const ERROR_CODES = {
   GHL_UNAUTHORIZED: [401, 'The request to the connector lacks a valid API key.'],
   GHL_BAD_REQUEST: [400, 'The request is malformed.'],
   GHL_WEBHOOK_SIGNATURE_INVALID: [401, 'The webhook signature is missing or does not verify.'],
-  GHL_WEBHOOK_REPLAYED: [409, 'The webhook was already received (duplicate webhookId).'],
   GHL_WEBHOOK_STALE: [400, 'The webhook timestamp is outside the accepted window.'],
   GHL_WEBHOOK_INVALID: [400, 'The webhook body is malformed or of an unknown type.'],
   GHL_WEBHOOK_TOO_LARGE: [413, 'The webhook body is larger than allowed.'],

@@ -12,7 +12,7 @@
  * - `GET /healthz`
  */
 import { randomBytes } from 'node:crypto'
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { LogController, type FastifyReply } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
 import { handleSsoRequest } from '../sso/decrypt.js'
@@ -152,4 +152,3 @@ function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['log
     .send(errorPage({ title: INSTALL_TITLES[code] ?? 'Installation failed', message, reference, code }))
 }
 
-export type { FastifyInstance, FastifyRequest }
