@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Runs every test/**/*.test.ts with node's test runner (TypeScript through tsx).
-// Node 20's runner does not expand globs itself, so the files are listed here.
-import { readdirSync, statSync } from 'node:fs'
+// Node 20's runner does not expand globs itself, so the files are listed here. The spec reporter
+// writes to the terminal; a TAP copy is read back for one plain closing line ("N passed, N failed").
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 
@@ -15,6 +17,22 @@ const walk = (dir) => {
   }
 }
 walk('test')
-const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000', '--test-reporter=spec', ...files]
+const dir = mkdtempSync(join(tmpdir(), 'ghl-tests-'))
+const tap = join(dir, 'report.tap')
+const args = [
+  '--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=180000',
+  '--test-reporter=spec', '--test-reporter-destination=stdout',
+  '--test-reporter=tap', `--test-reporter-destination=${tap}`,
+  ...files,
+]
 const result = spawnSync(process.execPath, args, { stdio: 'inherit' })
+try {
+  const text = readFileSync(tap, 'utf8')
+  const count = (name) => Number(new RegExp(`^# ${name} (\\d+)$`, 'm').exec(text)?.[1] ?? 0)
+  console.log(`\n${count('pass')} passed, ${count('fail') + count('cancelled')} failed, ${count('skipped')} skipped`)
+} catch {
+  // no TAP copy (the runner did not start): the exit code below says it
+} finally {
+  rmSync(dir, { recursive: true, force: true })
+}
 process.exit(result.status ?? 1)
