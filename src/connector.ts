@@ -141,7 +141,13 @@ export class Connector {
     const installation = await this.installFlow.complete(query)
     this.tokens.invalidate(installation.id)
     const { tokens: _tokens, ...summary } = installation
-    await this.webhooks.onInstallationStored(summary)
+    try {
+      await this.webhooks.onInstallationStored(summary)
+    } catch (err) {
+      // The installation is stored and usable; waiting INSTALL events stay waiting and the webhook
+      // retry loop completes them. The user's install must not fail for it.
+      this.logger.warn({ err, installationId: summary.id }, 'completing waiting INSTALL webhooks failed; they will be retried')
+    }
     this.#events.emit('installed', { installation: summary })
     return installation
   }
