@@ -9,7 +9,6 @@
  */
 import type { Redis } from 'ioredis'
 import type { Clock } from '../clock.js'
-import type { RateLimitSettings } from '../config.js'
 
 /** Options of one {@link RateLimiter.acquire} call. */
 export interface AcquireOptions {

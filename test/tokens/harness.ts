@@ -12,6 +12,7 @@ import { startSandbox, type Sandbox, type SandboxOptions, type SandboxStats } fr
 import { TokenService, type TokenServiceOptions } from '../../src/tokens/token-service.js'
 import { createVault } from '../../src/vault/create-vault.js'
 import type { Installation, Vault } from '../../src/vault/types.js'
+import type { TokenEvents } from '../../src/tokens/types.js'
 import { freshDatabase, testKey, type DialectName } from '../helpers/services.js'
 
 export const REDIRECT_URI = 'http://127.0.0.1:1/oauth/callback'
@@ -162,4 +163,22 @@ export async function createHarness(dialect: DialectName, options: HarnessOption
       await db.cleanup()
     },
   }
+}
+
+/** The vault with some methods replaced (methods stay bound to the real vault). */
+export function wrapVault(vault: Vault, overrides: Partial<Record<keyof Vault, unknown>>): Vault {
+  return new Proxy(vault, {
+    get(obj, prop, recv) {
+      if (prop in overrides) return overrides[prop as keyof Vault]
+      const v = Reflect.get(obj, prop, recv) as unknown
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v
+    },
+  })
+}
+
+/** Every payload of one token event, as it is emitted. */
+export function collect<K extends keyof TokenEvents>(tokens: TokenService, event: K): TokenEvents[K][] {
+  const seen: TokenEvents[K][] = []
+  tokens.on(event, (e) => seen.push(e))
+  return seen
 }

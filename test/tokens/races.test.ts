@@ -11,28 +11,9 @@ import type { AccessGrant } from '../../src/tokens/types.js'
 import { Redis } from 'ioredis'
 import { GhlError } from '../../src/errors.js'
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js'
-import type { TokenEvents } from '../../src/tokens/types.js'
-import type { TokenService } from '../../src/tokens/token-service.js'
 import type { Installation, Vault } from '../../src/vault/types.js'
 import { DIALECTS, dialectSkipReason } from '../helpers/services.js'
-import { createHarness, type Harness } from './harness.js'
-
-/** The vault with some methods replaced (methods stay bound to the real vault). */
-function wrapVault(vault: Vault, overrides: Partial<Record<keyof Vault, unknown>>): Vault {
-  return new Proxy(vault, {
-    get(obj, prop, recv) {
-      if (prop in overrides) return overrides[prop as keyof Vault]
-      const v = Reflect.get(obj, prop, recv) as unknown
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v
-    },
-  })
-}
-
-function collect<K extends keyof TokenEvents>(tokens: TokenService, event: K): TokenEvents[K][] {
-  const seen: TokenEvents[K][] = []
-  tokens.on(event, (e) => seen.push(e))
-  return seen
-}
+import { createHarness, wrapVault, collect, type Harness } from './harness.js'
 
 describe('Redis unreachable at start (sqlite)', () => {
   let h: Harness

@@ -8,11 +8,11 @@ import assert from 'node:assert/strict'
 import { ManualClock } from '../../src/clock.js'
 import { GhlError, NotInstalledError, ReauthorizationRequiredError } from '../../src/errors.js'
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js'
-import type { AccessGrant, Target, TokenEvents } from '../../src/tokens/types.js'
+import type { AccessGrant, Target } from '../../src/tokens/types.js'
 import type { TokenService } from '../../src/tokens/token-service.js'
 import type { Installation, Vault } from '../../src/vault/types.js'
 import { DIALECTS, dialectSkipReason, freshDatabase, testKey } from '../helpers/services.js'
-import { createHarness, type Harness } from './harness.js'
+import { createHarness, wrapVault, collect, type Harness } from './harness.js'
 
 const DAY_MS = 86_399_000
 
@@ -23,23 +23,6 @@ async function callThrough(h: Harness, tokens: TokenService, target: Target & { 
   if (status !== 401) return status
   const fresh = await tokens.onUnauthorized(target, grant)
   return h.callApi(fresh.accessToken, target.id)
-}
-
-/** The vault with some methods replaced (methods stay bound to the real vault). */
-function wrapVault(vault: Vault, overrides: Partial<Record<keyof Vault, unknown>>): Vault {
-  return new Proxy(vault, {
-    get(obj, prop, recv) {
-      if (prop in overrides) return overrides[prop as keyof Vault]
-      const v = Reflect.get(obj, prop, recv) as unknown
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v
-    },
-  })
-}
-
-function collect<K extends keyof TokenEvents>(tokens: TokenService, event: K): TokenEvents[K][] {
-  const seen: TokenEvents[K][] = []
-  tokens.on(event, (e) => seen.push(e))
-  return seen
 }
 
 for (const dialect of DIALECTS) {

@@ -147,8 +147,8 @@ async function settle(w: World): Promise<void> {
 }
 
 /**
- * The sandbox's `/_sandbox/webhooks/send` uses `appId` to pick the app and leaves it out of the event, so
- * lifecycle events with an exact payload are signed here instead, with a key of the test's own, and given
+ * Lifecycle events whose every field (timestamp, webhookId) the test chooses are signed here, with a key
+ * of the test's own, and given
  * to a second receiver (same code, same vault and token manager) that trusts that key.
  */
 const ownKey = generateKeyPairSync('ed25519')
