@@ -34,7 +34,7 @@ server.listen(0, '127.0.0.1')
 await once(server, 'listening')
 const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 
-const grant: AccessGrant = { accessToken: 'bench-token', installationId: 'i', version: 1, expiresAt: Date.now() + 3600_000, resourceId: 'loc-bench' }
+const grant: AccessGrant = { accessToken: 'bench-token', installationId: 'i', version: 1, expiresAt: Date.now() + 3600_000, resourceId: 'loc-bench', scopes: [], userType: 'Location' }
 const tokens: TokenProvider = { getAccessToken: async () => grant, onUnauthorized: async () => grant, invalidate: () => {} }
 const huge: RateLimitSettings = { enabled: true, burstMax: 1e9, burstWindowMs: 10_000, dailyMax: 1e9, dailyWindowMs: 864e5, maxQueue: 1e6 }
 
@@ -87,7 +87,7 @@ const ghl = await createConnector({
     },
   }),
 })
-await ghl.vault.upsertInstallation({
+await ghl.vault.installations.upsert({
   clientId: ghl.config.clientId, companyId: 'co-bench', locationId: 'loc-bench', userType: 'Location', scopes: ['contacts.readonly'], source: 'oauth',
   tokens: { accessToken: 'bench-token', refreshToken: 'bench-refresh', expiresAt: new Date(Date.now() + 24 * 3600_000) },
 })

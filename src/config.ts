@@ -58,7 +58,34 @@ export interface Config {
   readonly appId: string
   readonly redirectUri: string
   readonly scopes: readonly string[]
+  /**
+   * The `user_type` sent with a code exchange: a hint. HighLevel answers with the kind the installer
+   * chose (an agency or a sub-account); the connector stores what the answer says, so one app serves both.
+   */
   readonly userType: 'Location' | 'Company'
+  /**
+   * Refuse callbacks without `state` (installs that start on HighLevel's side — the Marketplace listing
+   * or an install link HighLevel made — carry none). Default `false`: accepted; a callback that carries
+   * a state must still carry a valid, unused one.
+   */
+  readonly requireState: boolean
+  /** HighLevel's OAuth API version the connector speaks (`v2` default, or `v3`). */
+  readonly oauthVersion: 'v2' | 'v3'
+  /** How long "HighLevel's Reconnect endpoint is unavailable" is remembered (shared through the database). */
+  readonly reconnectUnavailableMs: number
+  /** Transient refresh failures in a row after which `refreshFailing` is reported. */
+  readonly refreshFailureWarn: number
+  /** How often a suspended installation is retried by the background refresher. */
+  readonly suspendedRetryMs: number
+  /** Cached installations per process (the hot path's memory bound). */
+  readonly tokenCacheMax: number
+  /** Background refresher: scan interval, page size, and most refreshes at once (HighLevel's token endpoint). */
+  readonly refresher: { readonly intervalMs: number; readonly pageSize: number; readonly maxConcurrency: number }
+  /** Bounds on waits for our own dependencies. */
+  readonly database: { readonly connectTimeoutMs: number; readonly statementTimeoutMs: number }
+  readonly redisTimeoutMs: number
+  /** How long a shutdown waits for refreshes and mints in flight before closing the vault. */
+  readonly shutdownTimeoutMs: number
   readonly apiUrl: string
   readonly marketplaceUrl: string
   readonly apiVersion: string
@@ -74,8 +101,12 @@ export interface Config {
   readonly connectorApiKey: string | undefined
   readonly sharedSecret: string | undefined
   readonly webhookPath: string
-  /** PEM (or base64 raw 32-byte) Ed25519 public key for `x-ghl-signature`. */
+  /**
+   * PEM (or base64 raw 32-byte) Ed25519 public keys for `x-ghl-signature` — several during a key
+   * rollover (PEM blocks one after another, or base64 keys separated by commas). The first, if any.
+   */
   readonly webhookEd25519PublicKey: string | undefined
+  readonly webhookEd25519PublicKeys: readonly string[]
   /** PEM RSA public key for `x-wh-signature`; HighLevel's published key by default. */
   readonly webhookRsaPublicKey: string
   /** Dev-only: accept unsigned webhooks (refused by `serve` in production). */
@@ -189,6 +220,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const scopesRaw = str('GHL_SCOPES', true)
   const scopes = scopesRaw.split(/[\s,]+/).filter(Boolean)
   if (scopesRaw && scopes.some((s) => !/^[a-z0-9./-]+$/i.test(s))) problem('GHL_SCOPES', 'space-separated HighLevel scopes such as "contacts.readonly locations.readonly"')
+  const oauthVersionRaw = str('GHL_OAUTH_VERSION', false, 'v2').toLowerCase()
+  if (oauthVersionRaw !== 'v2' && oauthVersionRaw !== 'v3') problem('GHL_OAUTH_VERSION', '"v2" or "v3"')
   const userTypeRaw = str('GHL_USER_TYPE', false, 'Location')
   const userType = userTypeRaw.toLowerCase() === 'company' ? 'Company' : userTypeRaw.toLowerCase() === 'location' ? 'Location' : undefined
   if (!userType) problem('GHL_USER_TYPE', '"Location" or "Company"')
@@ -216,6 +249,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const connectorApiKey = env.GHL_CONNECTOR_API_KEY?.trim() || undefined
   if (connectorApiKey && connectorApiKey.length < 16) problem('GHL_CONNECTOR_API_KEY', 'at least 16 characters')
   const forward = env.GHL_WEBHOOK_FORWARD_URL?.trim() ? url('GHL_WEBHOOK_FORWARD_URL') || undefined : undefined
+  const ed25519Keys = splitPublicKeys(env.GHL_WEBHOOK_ED25519_PUBLIC_KEY)
 
   const config: Config = {
     clientId,
@@ -224,6 +258,23 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     redirectUri,
     scopes,
     userType: userType ?? 'Location',
+    requireState: bool('GHL_INSTALL_REQUIRE_STATE', false),
+    oauthVersion: oauthVersionRaw === 'v3' ? 'v3' : 'v2',
+    reconnectUnavailableMs: int('GHL_RECONNECT_UNAVAILABLE_MS', 24 * 3600_000, 1000, 30 * 24 * 3600_000),
+    refreshFailureWarn: int('GHL_REFRESH_FAILURE_WARN', 3, 1, 1000),
+    suspendedRetryMs: int('GHL_SUSPENDED_RETRY_MS', 3600_000, 1000, 7 * 24 * 3600_000),
+    tokenCacheMax: int('GHL_TOKEN_CACHE_MAX', 100_000, 1, 100_000_000),
+    refresher: {
+      intervalMs: int('GHL_REFRESHER_INTERVAL_MS', 60_000, 100, 24 * 3600_000),
+      pageSize: int('GHL_REFRESHER_PAGE_SIZE', 500, 1, 10_000),
+      maxConcurrency: int('GHL_REFRESHER_MAX_CONCURRENCY', 16, 1, 1000),
+    },
+    database: {
+      connectTimeoutMs: int('GHL_DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+      statementTimeoutMs: int('GHL_DB_STATEMENT_TIMEOUT_MS', 10_000, 100, 600_000),
+    },
+    redisTimeoutMs: int('GHL_REDIS_TIMEOUT_MS', 2000, 50, 600_000),
+    shutdownTimeoutMs: int('GHL_SHUTDOWN_TIMEOUT_MS', 30_000, 0, 600_000),
     apiUrl: url('GHL_API_URL', DEFAULT_API_URL),
     marketplaceUrl: url('GHL_MARKETPLACE_URL', DEFAULT_MARKETPLACE_URL),
     apiVersion: str('GHL_API_VERSION', false, DEFAULT_API_VERSION),
@@ -238,7 +289,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     connectorApiKey,
     sharedSecret: env.GHL_SHARED_SECRET?.trim() || undefined,
     webhookPath,
-    webhookEd25519PublicKey: env.GHL_WEBHOOK_ED25519_PUBLIC_KEY?.trim() || undefined,
+    webhookEd25519PublicKey: ed25519Keys[0],
+    webhookEd25519PublicKeys: ed25519Keys,
     webhookRsaPublicKey: env.GHL_WEBHOOK_RSA_PUBLIC_KEY?.trim() || HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY,
     allowUnsignedWebhooks,
     webhookForwardUrl: forward,
@@ -261,6 +313,40 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   }
   if (issues.length > 0) throw new ConfigError(issues)
   return deepFreeze(config)
+}
+
+/** Several Ed25519 public keys: PEM blocks one after another, or comma/whitespace-separated base64. */
+export function splitPublicKeys(raw: string | undefined): string[] {
+  const text = (raw ?? '').trim()
+  if (!text) return []
+  const pems = text.match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g)
+  if (pems) return pems.map((p) => `${p}\n`)
+  return text.split(/[\s,]+/).filter(Boolean)
+}
+
+/**
+ * What `ghl-connect serve` additionally requires in production (`NODE_ENV=production`): every problem,
+ * each naming the variable and what to do. The library itself does not require these.
+ */
+export function productionIssues(config: Config): ConfigIssue[] {
+  if (!config.production) return []
+  const issues: ConfigIssue[] = []
+  if (!config.connectorApiKey) {
+    issues.push({
+      variable: 'GHL_CONNECTOR_API_KEY',
+      expected: 'a key of at least 16 characters in production (without it the proxy, /api/* and the operator page answer 401 to everyone)',
+      received: 'nothing',
+    })
+  }
+  if (config.webhookEd25519PublicKeys.length === 0) {
+    issues.push({
+      variable: 'GHL_WEBHOOK_ED25519_PUBLIC_KEY',
+      expected:
+        "HighLevel's Ed25519 webhook public key in production (since 2026-07-01 HighLevel signs webhooks with x-ghl-signature only; the key is in HighLevel's webhook authentication guide and the app's settings in the Marketplace developer portal)",
+      received: 'nothing',
+    })
+  }
+  return issues
 }
 
 /**

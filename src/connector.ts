@@ -9,12 +9,13 @@
  */
 import { EventEmitter } from 'node:events'
 import { Agent, type Dispatcher } from 'undici'
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 import { loadConfig, type Config, type LoadConfigOptions } from './config.js'
 import { systemClock, type Clock } from './clock.js'
 import { silentLogger, type Logger } from './logger.js'
+import { createRedisClient, pingRedis } from './redis.js'
 import { createVault } from './vault/create-vault.js'
-import type { Vault, InstallationSummary, InstallationFilter, Installation } from './vault/types.js'
+import type { Vault, InstallationSummary, InstallationFilter, Installation, InstallationPage, InstallationQuery } from './vault/types.js'
 import { TokenService } from './tokens/token-service.js'
 import type { TokenEvents } from './tokens/types.js'
 import { HighLevelClient, type ResourceClient } from './client/index.js'
@@ -23,7 +24,7 @@ import { InstallFlow } from './oauth/install-flow.js'
 import { listInstalledLocations, type InstalledLocation } from './oauth/index.js'
 import { WebhookReceiver } from './webhooks/webhook-receiver.js'
 import { decryptUserContext, type UserContext } from './sso/decrypt.js'
-import { GhlError } from './errors.js'
+import { GhlError, NotInstalledError } from './errors.js'
 
 export interface ConnectorOptions {
   /** A validated config, or options for {@link loadConfig} (default: the environment and `./.env`). */
@@ -38,10 +39,23 @@ export interface ConnectorOptions {
   background?: boolean
   /** Background refresher settings. */
   refresher?: { intervalMs?: number; concurrency?: number }
+  /**
+   * Refuse to start when stored rows are encrypted with keys that are not configured (default true):
+   * a wrong `GHL_ENCRYPTION_KEY` is reported at start, naming the missing key ids, instead of at the
+   * first call of every installation.
+   */
+  checkKeys?: boolean
 }
 
 export interface ConnectorEvents extends TokenEvents {
   installed: { installation: InstallationSummary }
+  planChanged: { installationId: string; previousPlanId: string | null; planId: string }
+}
+
+/** The readiness of the connector's own dependencies (`GET /readyz`). */
+export interface Readiness {
+  ok: boolean
+  checks: Record<string, { ok: boolean; reason?: string }>
 }
 
 /** The connector. Stateful: close it when done. */
@@ -58,8 +72,9 @@ export class Connector {
   readonly #redis: Redis | undefined
   readonly #ownDispatcher: Agent | undefined
   readonly #dispatcher: Dispatcher
-  #stopRefresher: (() => Promise<void>) | undefined
-  #closed = false
+  readonly #background = new Set<Promise<unknown>>()
+  #stopBackground: (() => Promise<void>) | undefined
+  #closing: Promise<void> | undefined
 
   /** @internal use {@link createConnector} */
   constructor(parts: {
@@ -93,9 +108,17 @@ export class Connector {
       timeoutMs: config.requestTimeoutMs,
     })
     this.installFlow = new InstallFlow({ config, vault, dispatcher, clock, logger })
-    this.webhooks = new WebhookReceiver({ config, vault, tokens: this.tokens, dispatcher, clock, logger })
-    for (const name of ['refreshed', 'minted', 'reconnected', 'reauthorizationRequired'] as const) {
-      this.tokens.on(name, (payload: unknown) => this.#events.emit(name, payload))
+    this.webhooks = new WebhookReceiver({
+      config,
+      vault,
+      tokens: this.tokens,
+      dispatcher,
+      clock,
+      logger,
+      onPlanChanged: (change) => this.#emit('planChanged', change),
+    })
+    for (const name of ['refreshed', 'minted', 'reconnected', 'reauthorizationRequired', 'suspended', 'reactivated', 'refreshFailing'] as const) {
+      this.tokens.on(name, (payload: unknown) => this.#emit(name, payload as never))
     }
   }
 
@@ -114,18 +137,30 @@ export class Connector {
     return this.client.forTarget({ kind: 'static', token, resourceId })
   }
 
-  /** The installations (never tokens). */
-  installations(filter?: InstallationFilter): Promise<InstallationSummary[]> {
-    return this.vault.listInstallations(filter)
+  /** Installations matching a filter (never tokens). Meant for bounded sets; pages: {@link installationsPage}. */
+  installations(filter: InstallationFilter = {}): Promise<InstallationSummary[]> {
+    return this.vault.installations.list({ clientId: this.config.clientId, ...filter })
   }
 
-  /** Every location where the app is installed under an agency installation (all pages). */
+  /** A page of installations for people (search, filters, keyset paging). */
+  installationsPage(query: InstallationQuery = {}): Promise<InstallationPage> {
+    return this.vault.installations.page({ clientId: this.config.clientId, ...query })
+  }
+
+  /**
+   * Every location where the app is installed under an agency installation (all pages); each is recorded
+   * as covered by that agency, so its first call mints a location token.
+   */
   async installedLocations(companyId: string): Promise<InstalledLocation[]> {
+    const agency = await this.vault.installations.findByCompany(this.config.clientId, companyId)
+    if (!agency) throw new NotInstalledError({ companyId })
     const grant = await this.tokens.getAccessToken({ kind: 'company', id: companyId })
-    return listInstalledLocations(
-      { apiUrl: this.config.apiUrl, dispatcher: this.#dispatcher, timeoutMs: this.config.requestTimeoutMs },
+    const locations = await listInstalledLocations(
+      { apiUrl: this.config.apiUrl, dispatcher: this.#dispatcher, timeoutMs: this.config.requestTimeoutMs, version: this.config.oauthVersion },
       { agencyAccessToken: grant.accessToken, companyId, appId: this.config.appId, version: this.config.apiVersion },
     )
+    await this.tokens.coverLocations(agency, locations.filter((l) => l.isInstalled !== false).map((l) => l._id))
+    return locations
   }
 
   /** Starts an install: the URL to send the user to (HighLevel's choose-location page) and its state. */
@@ -134,13 +169,29 @@ export class Connector {
   }
 
   /**
-   * Completes an install from the callback's query (`code`, `state`, or `error`): exchanges the code,
-   * stores the installation, and completes INSTALL webhooks that arrived before the exchange.
+   * A re-authorization for an installation that needs a user (its grant is dead and Reconnect is
+   * unavailable): the install URL to send a user of that account to. Completing it restores the same
+   * installation (same id, history kept).
+   *
+   * @throws NotInstalledError when there is no such installation.
    */
-  async completeInstall(query: Record<string, unknown>): Promise<Installation> {
+  async startReauthorization(installationId: string): Promise<{ url: string; state: string }> {
+    const row = await this.vault.installations.get(installationId)
+    if (!row) throw new NotInstalledError({}, `No installation with id ${installationId}`)
+    return this.installFlow.start({ installationId: row.id })
+  }
+
+  /**
+   * Completes an install from the callback's query (`code`, `state`, or `error`): exchanges the code,
+   * stores the installation, and completes INSTALL webhooks that arrived before the exchange. Returns the
+   * installation without its tokens.
+   */
+  async completeInstall(query: Record<string, unknown>): Promise<InstallationSummary> {
+    if (this.#closing) throw new GhlError('GHL_SHUTTING_DOWN')
     const installation = await this.installFlow.complete(query)
-    this.tokens.invalidate(installation.id)
     const { tokens: _tokens, ...summary } = installation
+    this.tokens.invalidate(installation.id)
+    if (summary.userType === 'Company') this.#afterAgencyInstall(summary)
     try {
       await this.webhooks.onInstallationStored(summary)
     } catch (err) {
@@ -148,8 +199,23 @@ export class Connector {
       // retry loop completes them. The user's install must not fail for it.
       this.logger.warn({ err, installationId: summary.id }, 'completing waiting INSTALL webhooks failed; they will be retried')
     }
-    this.#events.emit('installed', { installation: summary })
-    return installation
+    this.#emit('installed', { installation: summary })
+    return summary
+  }
+
+  /**
+   * An agency install: the locations it approved are covered at once; the ones HighLevel lists are
+   * learned in the background (HighLevel may answer a single-location pick with a Company token and no
+   * location ids — API docs issue #294), so their first call mints a token.
+   */
+  #afterAgencyInstall(agency: InstallationSummary): void {
+    const task = (async () => {
+      if (agency.approvedLocations.length > 0) await this.tokens.coverLocations(agency, agency.approvedLocations)
+      await this.installedLocations(agency.companyId)
+    })()
+      .catch((err: unknown) => this.logger.warn({ installationId: agency.id, code: err instanceof GhlError ? err.code : undefined, err }, 'listing the installed locations of an agency install failed; they become known through their INSTALL webhooks'))
+      .finally(() => this.#background.delete(task))
+    this.#background.add(task)
   }
 
   /** Decrypts the SSO user context a custom page or custom JS got from HighLevel. */
@@ -166,37 +232,78 @@ export class Connector {
     return () => this.#events.off(event, listener)
   }
 
+  #emit<K extends keyof ConnectorEvents>(event: K, payload: ConnectorEvents[K]): void {
+    try {
+      this.#events.emit(event, payload)
+    } catch (err) {
+      this.logger.warn({ err, event }, 'connector event listener threw')
+    }
+  }
+
+  /**
+   * Whether the connector's own dependencies answer within `timeoutMs`: the database (and its
+   * migrations), Redis when configured. Never throws.
+   */
+  async readiness(timeoutMs = 2000): Promise<Readiness> {
+    const [database, redis] = await Promise.all([
+      this.vault.check(timeoutMs),
+      this.#redis ? pingRedis(this.#redis, timeoutMs) : Promise.resolve(undefined),
+    ])
+    const checks: Readiness['checks'] = { database }
+    if (redis) checks.redis = redis
+    checks.webhookSignatures = this.webhooks.ed25519Configured
+      ? { ok: true }
+      : { ok: !this.config.production, reason: 'GHL_WEBHOOK_ED25519_PUBLIC_KEY is not set: HighLevel signs webhooks with Ed25519 only since 2026-07-01' }
+    if (this.#closing) checks.shutdown = { ok: false, reason: 'shutting down' }
+    return { ok: Object.values(checks).every((c) => c.ok), checks }
+  }
+
   /** Starts the background refresher and the webhook retry loop (idempotent). */
   startBackground(options: { intervalMs?: number; concurrency?: number } = {}): void {
-    if (this.#stopRefresher) return
+    if (this.#stopBackground || this.#closing) return
     const refresher = this.tokens.startBackgroundRefresher({
-      intervalMs: options.intervalMs ?? 60_000,
-      concurrency: options.concurrency ?? 4,
+      intervalMs: options.intervalMs ?? this.config.refresher.intervalMs,
+      ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     })
     this.webhooks.start()
-    this.#stopRefresher = async () => {
+    this.#stopBackground = async () => {
       await refresher.stop()
       await this.webhooks.stop()
     }
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return
-    this.#closed = true
-    await this.#stopRefresher?.()
-    await this.webhooks.idle()
-    await this.client.close()
-    await this.#limiter?.close()
-    await this.tokens.close()
-    await this.vault.close()
-    this.#redis?.disconnect()
-    await this.#ownDispatcher?.close()
+  /** Whether {@link close} has begun. */
+  get closing(): boolean {
+    return this.#closing !== undefined
+  }
+
+  /**
+   * Shuts down without losing anything: stops the background loops, lets refreshes and mints in flight
+   * store their rows (bounded by `GHL_SHUTDOWN_TIMEOUT_MS`), lets webhook processing under way finish,
+   * and only then closes the client, the limiter, the vault and Redis.
+   */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#stopBackground?.()
+      await Promise.allSettled([...this.#background])
+      await this.tokens.close()
+      await this.webhooks.idle()
+      await this.client.close()
+      await this.#limiter?.close()
+      await this.vault.close()
+      if (this.#redis) await this.#redis.quit().catch(() => this.#redis?.disconnect())
+      await this.#ownDispatcher?.close()
+    })()
+    return this.#closing
   }
 }
 
 /**
- * Creates a connector: validates the config, opens (and migrates) the vault, connects Redis when
- * `REDIS_URL` is set, and wires every part.
+ * Creates a connector: validates the config, opens (and migrates) the vault, checks the encryption keys
+ * against the stored rows, connects Redis when `REDIS_URL` is set, and wires every part.
+ *
+ * @throws ConfigError for bad settings; GhlError `GHL_VAULT_KEY_MISSING` naming the key ids stored rows
+ *   need that are not configured; `GHL_DATABASE_UNAVAILABLE` when the database cannot be reached.
  */
 export async function createConnector(options: ConnectorOptions = {}): Promise<Connector> {
   const config = isConfig(options.config) ? options.config : loadConfig(options.config)
@@ -204,8 +311,27 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
   const clock = options.clock ?? systemClock
   const ownDispatcher = options.dispatcher ? undefined : new Agent({ keepAliveTimeout: 30_000, connections: 128 })
   const dispatcher = options.dispatcher ?? ownDispatcher!
-  const vault = options.vault ?? (await createVault({ databaseUrl: config.databaseUrl, keys: config.encryptionKeys, logger, clock }))
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 }) : undefined
+  const vault =
+    options.vault ??
+    (await createVault({
+      databaseUrl: config.databaseUrl,
+      keys: config.encryptionKeys,
+      logger,
+      clock,
+      timeouts: { connectMs: config.database.connectTimeoutMs, statementMs: config.database.statementTimeoutMs },
+    }))
+  if (options.checkKeys ?? true) {
+    const missing = await vault.keys.missing()
+    if (missing.length > 0) {
+      await vault.close().catch(() => {})
+      await ownDispatcher?.close()
+      throw new GhlError(
+        'GHL_VAULT_KEY_MISSING',
+        `Stored tokens are encrypted with key id${missing.length === 1 ? '' : 's'} ${missing.join(', ')}, which GHL_ENCRYPTION_KEY does not contain: configure ${missing.length === 1 ? 'that key' : 'those keys'} (as "id:base64", after the current one) — refusing to start rather than treat every installation as broken`,
+      )
+    }
+  }
+  const redis = config.redisUrl ? createRedisClient(config.redisUrl, { logger, timeoutMs: config.redisTimeoutMs }) : undefined
   const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis })
   if (options.background ?? true) connector.startBackground(options.refresher)
   return connector
@@ -214,3 +340,5 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
 function isConfig(value: unknown): value is Config {
   return typeof value === 'object' && value !== null && 'clientId' in value && 'encryptionKeys' in value
 }
+
+export type { Installation }

@@ -13,7 +13,8 @@
 /** The table of error codes: code → [HTTP status, what it means]. Documented in README ("Error codes"). */
 export const ERROR_CODES = {
   GHL_CONFIG_INVALID: [500, 'A setting is missing or malformed.'],
-  GHL_OAUTH_STATE_INVALID: [400, 'The install request is missing, forged, expired or already used.'],
+  GHL_OAUTH_STATE_INVALID: [400, 'The install request is forged, expired or already used.'],
+  GHL_OAUTH_CODE_REUSED: [400, 'This authorization code was already exchanged; it is never sent to HighLevel twice.'],
   GHL_OAUTH_DENIED: [400, 'The user declined the installation on HighLevel.'],
   GHL_OAUTH_CODE_MISSING: [400, 'HighLevel redirected back without an authorization code.'],
   GHL_OAUTH_GRANT_REJECTED: [400, 'HighLevel rejected the authorization code or refresh token.'],
@@ -24,11 +25,14 @@ export const ERROR_CODES = {
   GHL_RATE_LIMITED: [429, 'The HighLevel rate limit for this location or company is spent.'],
   GHL_REAUTHORIZATION_REQUIRED: [401, 'The installation must be authorized again by a HighLevel user.'],
   GHL_NOT_INSTALLED: [404, 'The app is not installed for this location or company.'],
+  GHL_INSTALLATION_SUSPENDED: [403, 'HighLevel reports the location as not active (suspended); calls resume once it is reactivated.'],
   GHL_TIMEOUT: [504, 'HighLevel did not answer in time.'],
   GHL_NETWORK: [502, 'HighLevel could not be reached.'],
   GHL_ABORTED: [499, 'The call was aborted by the caller.'],
   GHL_UNAUTHORIZED: [401, 'The request to the connector lacks a valid API key.'],
   GHL_BAD_REQUEST: [400, 'The request is malformed.'],
+  GHL_NOT_FOUND: [404, 'No such route or resource on the connector.'],
+  GHL_FORBIDDEN: [403, 'The connector refuses this request (e.g. an OAuth credential endpoint through the proxy).'],
   GHL_WEBHOOK_SIGNATURE_INVALID: [401, 'The webhook signature is missing or does not verify.'],
   GHL_WEBHOOK_STALE: [400, 'The webhook timestamp is outside the accepted window.'],
   GHL_WEBHOOK_INVALID: [400, 'The webhook body is malformed or of an unknown type.'],
@@ -38,27 +42,43 @@ export const ERROR_CODES = {
   GHL_VAULT_DECRYPT_FAILED: [500, 'A stored secret failed authentication on decryption.'],
   GHL_VAULT_CONFLICT: [409, 'The installation was changed concurrently.'],
   GHL_LOCK_TIMEOUT: [503, 'Timed out waiting for another worker to refresh the token.'],
+  GHL_DATABASE_UNAVAILABLE: [503, "The connector's database did not answer in time."],
+  GHL_REDIS_UNAVAILABLE: [503, "The connector's Redis did not answer in time."],
+  GHL_SHUTTING_DOWN: [503, 'The connector is shutting down; retry on another instance.'],
   GHL_INTERNAL: [500, 'An unexpected error occurred.'],
 } as const satisfies Record<string, readonly [number, string]>
 
 export type ErrorCode = keyof typeof ERROR_CODES
 
+/** Retry-After of a 503 when nothing more precise is known. */
+export const DEFAULT_RETRY_AFTER_MS = 5_000
+
+/** Whether a value is a GhlError (of one of these codes, when given). */
+export function isGhlError(err: unknown, ...codes: ErrorCode[]): err is GhlError {
+  return err instanceof GhlError && (codes.length === 0 || codes.includes(err.code))
+}
+
 export interface GhlErrorOptions {
   cause?: unknown
   /** Overrides the status from the code table. */
   status?: number
+  /** When a retry may succeed (a dependency is back, a window passes): servers send it as Retry-After. */
+  retryAfterMs?: number
 }
 
 /** The one base class. `code` is stable; `message` is for people. */
 export class GhlError extends Error {
   readonly code: ErrorCode
   readonly status: number
+  /** When to try again, if the failure is temporary (503s default to a few seconds). */
+  readonly retryAfterMs: number | undefined
 
   constructor(code: ErrorCode, message?: string, options: GhlErrorOptions = {}) {
     super(message ?? ERROR_CODES[code][1], options.cause === undefined ? undefined : { cause: options.cause })
     this.name = 'GhlError'
     this.code = code
     this.status = options.status ?? ERROR_CODES[code][0]
+    this.retryAfterMs = options.retryAfterMs ?? (this.status === 503 ? DEFAULT_RETRY_AFTER_MS : undefined)
   }
 
   /** A body safe to send to a client: never includes `cause`. */
@@ -103,10 +123,10 @@ export class OAuthError extends GhlError {
 
 /** The rate limit is spent and the call's deadline does not allow waiting for the next window. */
 export class RateLimitedError extends GhlError {
-  readonly retryAfterMs: number
+  override readonly retryAfterMs: number
 
   constructor(retryAfterMs: number, message?: string) {
-    super('GHL_RATE_LIMITED', message ?? `Rate limit reached; retry in ${Math.ceil(retryAfterMs)} ms`)
+    super('GHL_RATE_LIMITED', message ?? `Rate limit reached; retry in ${Math.ceil(retryAfterMs)} ms`, { retryAfterMs })
     this.name = 'RateLimitedError'
     this.retryAfterMs = retryAfterMs
   }
@@ -115,14 +135,31 @@ export class RateLimitedError extends GhlError {
 /** The grant is dead and Reconnect could not recover it: a HighLevel user must install the app again. */
 export class ReauthorizationRequiredError extends GhlError {
   readonly installationId: string
+  /** The connector's re-authorization link for this installation (send it to a user of that account). */
+  readonly reauthorizationUrl: string | undefined
 
-  constructor(installationId: string, message?: string, cause?: unknown) {
+  constructor(installationId: string, message?: string, cause?: unknown, reauthorizationUrl?: string) {
     super(
       'GHL_REAUTHORIZATION_REQUIRED',
       message ?? `Installation ${installationId} needs to be authorized again by a HighLevel user`,
       { cause },
     )
     this.name = 'ReauthorizationRequiredError'
+    this.installationId = installationId
+    this.reauthorizationUrl = reauthorizationUrl
+  }
+}
+
+/**
+ * HighLevel refused the refresh with "Location is not active": the sub-account is suspended (e.g. a
+ * failed SaaS payment). The refresh token is kept; the installation becomes active again by itself.
+ */
+export class InstallationSuspendedError extends GhlError {
+  readonly installationId: string
+
+  constructor(installationId: string, message?: string) {
+    super('GHL_INSTALLATION_SUSPENDED', message ?? `Installation ${installationId} is suspended: HighLevel reports the location as not active`)
+    this.name = 'InstallationSuspendedError'
     this.installationId = installationId
   }
 }

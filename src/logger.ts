@@ -48,14 +48,47 @@ export interface LoggerOptions {
   name?: string
 }
 
-/** Creates the project's logger: JSON lines, secrets redacted. */
+/**
+ * Errors as logged: pino's standard serializer, minus what must never reach a log — the raw bytes of a
+ * malformed request that Node's HTTP parser attaches (`rawPacket`: they can hold an Authorization
+ * header) — and with every value a plain one (a Buffer or typed array inside an error is replaced by
+ * its length, so redaction never walks binary data).
+ */
+export function serializeError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  const out = stdSerializers.err(err) as unknown as Record<string, unknown>
+  delete out.rawPacket
+  for (const [k, v] of Object.entries(out)) {
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer) out[k] = `[${(v as ArrayBuffer).byteLength} bytes]`
+  }
+  return out
+}
+
+/**
+ * Creates the project's logger: JSON lines, secrets redacted. Logging never throws: a line that cannot be
+ * written (a value redaction or serialisation cannot handle) is replaced by a line saying so, and the
+ * process goes on — one odd request must never stop the server.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       name: options.name ?? 'ghl-connect',
       level: options.level ?? 'info',
       redact: { paths: redactPaths(), censor: '[redacted]' },
-      serializers: { err: stdSerializers.err },
+      serializers: { err: serializeError, error: serializeError },
+      hooks: {
+        logMethod(args, method) {
+          try {
+            method.apply(this, args)
+          } catch (failure) {
+            try {
+              method.call(this, { logFailure: failure instanceof Error ? failure.message.slice(0, 200) : 'unknown' }, 'a log line could not be written')
+            } catch {
+              // Nothing more can be done without risking the process; the line is dropped.
+            }
+          }
+        },
+      },
     },
     options.destination ?? pinoDestination({ dest: 1, sync: false }),
   )

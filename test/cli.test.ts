@@ -112,7 +112,7 @@ test('keys rotate re-encrypts every stored token with the first key; the old key
     const newKey = testKey()
     const v1 = await createVault({ databaseUrl, keys: parseKeys(`old:${oldKey}`) })
     for (const locationId of ['LocA', 'LocB']) {
-      await v1.upsertInstallation({
+      await v1.installations.upsert({
         clientId: 'abc123-def', companyId: 'Co1', locationId, userType: 'Location', scopes: ['contacts.readonly'], source: 'oauth',
         tokens: { accessToken: `at-${locationId}`, refreshToken: `rt-${locationId}`, expiresAt: new Date(Date.now() + 3600_000) },
       })
@@ -123,9 +123,9 @@ test('keys rotate re-encrypts every stored token with the first key; the old key
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /Re-encrypted 2 installation\(s\) with key new/)
     const v2 = await createVault({ databaseUrl, keys: parseKeys(`new:${newKey}`) })
-    const rows = await v2.listInstallations()
+    const rows = await v2.installations.list()
     for (const row of rows) {
-      const full = await v2.getInstallation(row.id)
+      const full = await v2.installations.get(row.id)
       assert.equal(full!.tokens!.accessToken, `at-${row.locationId}`)
       assert.equal(full!.tokens!.refreshToken, `rt-${row.locationId}`)
     }

@@ -13,7 +13,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { loadConfig, readEnvFile, ConfigError, type Config } from '../config.js'
+import { loadConfig, productionIssues, readEnvFile, ConfigError, type Config } from '../config.js'
 import { createLogger, type Logger } from '../logger.js'
 import { createConnector } from '../connector.js'
 import { buildServer } from '../server/app.js'
@@ -62,6 +62,8 @@ async function main(argv: string[]): Promise<number> {
 
 async function serve(logger: Logger): Promise<number> {
   const config = loadConfig()
+  const issues = productionIssues(config)
+  if (issues.length > 0) throw new ConfigError(issues)
   return runConnector(config, logger)
 }
 
@@ -180,7 +182,7 @@ async function keys(args: string[], logger: Logger): Promise<number> {
   if (sub === 'rotate') {
     const config = loadConfig()
     const vault = await createVault({ databaseUrl: config.databaseUrl, keys: config.encryptionKeys, logger })
-    const count = await vault.rotateKeys()
+    const count = await vault.keys.rotate()
     await vault.close()
     process.stdout.write(`Re-encrypted ${count} installation(s) with key ${config.encryptionKeys[0]!.id}.\n`)
     return 0
@@ -207,10 +209,12 @@ function onShutdown(stop: () => Promise<void>): Promise<void> {
       if (stopping) return
       stopping = true
       process.stdout.write(`\n${signal}: shutting down\n`)
+      // The connector waits up to GHL_SHUTDOWN_TIMEOUT_MS for refreshes in flight; this is the last resort.
+      const limit = Number(process.env.GHL_SHUTDOWN_TIMEOUT_MS ?? 30_000) + 15_000
       setTimeout(() => {
-        process.stderr.write('shutdown took longer than 10 s; exiting\n')
+        process.stderr.write(`shutdown took longer than ${Math.round(limit / 1000)} s; exiting\n`)
         process.exit(1)
-      }, 10_000).unref()
+      }, limit).unref()
       stop()
         .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
         .finally(() => resolveDone())

@@ -21,7 +21,16 @@ export interface OAuthHttp {
   timeoutMs: number
   /** The caller's cancellation. */
   signal?: AbortSignal
+  /**
+   * HighLevel's OAuth API version: `v2` (default: `/oauth/locationToken`, snake_case token answers) or
+   * `v3` (oauth-v3.json: `Version: v3`, camelCase bodies and answers, `/oauth/location-token`,
+   * `/oauth/installed-locations` with cursor paging).
+   */
+  version?: OAuthVersion
 }
+
+/** HighLevel's OAuth API versions. */
+export type OAuthVersion = 'v2' | 'v3'
 
 /** A raw HTTP answer: what a `*Request` function returns and a `process*` function validates. */
 export interface RawResponse {
@@ -112,12 +121,35 @@ export function sanitize(text: string, max = 200): string {
   return cleaned.length > max ? `${cleaned.slice(0, max)}…` : cleaned
 }
 
+/**
+ * @internal The error fields of either envelope: v2's `{statusCode, message, error}` (common-schemas.json)
+ * or RFC 6749's `{error, error_description}`, and v3's `{error: {code, message, details, resolution}}`
+ * (oauth-v3.json `AipErrorResponseDto`), flattened to one shape.
+ */
+export function errorFields(parsed: unknown): { message?: string | string[]; error?: string; error_description?: string; resolution?: string } {
+  if (!parsed || typeof parsed !== 'object') return {}
+  const o = parsed as Record<string, unknown>
+  if (o.error && typeof o.error === 'object' && !Array.isArray(o.error)) {
+    const e = o.error as Record<string, unknown>
+    return {
+      message: typeof e.message === 'string' ? e.message : undefined,
+      error: typeof e.code === 'string' ? e.code : undefined,
+      resolution: typeof e.resolution === 'string' ? e.resolution : undefined,
+    }
+  }
+  return {
+    message: typeof o.message === 'string' || Array.isArray(o.message) ? (o.message as string | string[]) : undefined,
+    error: typeof o.error === 'string' ? o.error : undefined,
+    error_description: typeof o.error_description === 'string' ? o.error_description : undefined,
+  }
+}
+
 /** @internal HighLevel's human message from an error body (`message`, `error_description`), sanitised. */
 function describe(parsed: unknown): string | undefined {
   if (!parsed || typeof parsed !== 'object') return undefined
-  const o = parsed as Record<string, unknown>
+  const o = errorFields(parsed) as Record<string, unknown>
   const parts: string[] = []
-  for (const key of ['error_description', 'message'] as const) {
+  for (const key of ['error_description', 'message', 'resolution'] as const) {
     const v = o[key]
     if (typeof v === 'string' && v) parts.push(v)
     else if (Array.isArray(v)) parts.push(v.filter((x) => typeof x === 'string').join('; '))
@@ -132,6 +164,10 @@ function describe(parsed: unknown): string | undefined {
  * The mapping (HighLevel's bodies are `{statusCode, message, error}` (common-schemas.json), sometimes
  * RFC 6749 `{error, error_description}`):
  * - 5xx, 429 → `GHL_UPSTREAM_UNAVAILABLE` (transient: the grant is untouched).
+ * - "Location is not active" (a suspended sub-account; oauth-v3.json `locationNotActive`) →
+ *   `GHL_INSTALLATION_SUSPENDED` with `oauthError: 'location_not_active'`: the refresh token is still good.
+ * - "API endpoint has been removed" / "removed in version …" → `GHL_OAUTH_GRANT_REJECTED` with
+ *   `oauthError: 'endpoint_removed'`: a verdict on the endpoint, not on any grant (FACTS.md, Reconnect).
  * - `error` is an RFC 6749 §5.2 code → `invalid_client` gives `GHL_OAUTH_CLIENT_REJECTED`; every other
  *   code gives `GHL_OAUTH_GRANT_REJECTED` with `oauthError` = that code.
  * - otherwise a message about the client (id/secret) → `GHL_OAUTH_CLIENT_REJECTED` (`invalid_client`);
@@ -150,11 +186,17 @@ export function errorFromResponse(raw: RawResponse, what: string, options: { bea
   if (raw.status >= 500 || raw.status === 429) {
     return new OAuthError('GHL_UPSTREAM_UNAVAILABLE', `HighLevel answered the ${what} request with ${raw.status}${says}`, base)
   }
-  const o = parsed && typeof parsed === 'object' ? (parsed as Record<string, unknown>) : {}
+  const o = errorFields(parsed)
   const error = typeof o.error === 'string' ? o.error.toLowerCase() : undefined
-  const text = `${typeof o.message === 'string' ? o.message : Array.isArray(o.message) ? o.message.join(' ') : ''} ${typeof o.error_description === 'string' ? o.error_description : ''}`.toLowerCase()
+  const text = `${typeof o.message === 'string' ? o.message : Array.isArray(o.message) ? o.message.join(' ') : ''} ${o.error_description ?? ''}`.toLowerCase()
   const make = (code: ErrorCode, oauthError: string, lead: string): OAuthError =>
     new OAuthError(code, `${lead} (HighLevel answered ${raw.status}${says})`, { ...base, oauthError })
+  if (/location is not active|location (is )?(inactive|suspended|paused)/.test(text)) {
+    return make('GHL_INSTALLATION_SUSPENDED', 'location_not_active', `HighLevel refused the ${what} request because the location is not active (suspended)`)
+  }
+  if (/endpoint has been removed|removed in version|endpoint (is )?no longer (available|supported)/.test(text)) {
+    return make('GHL_OAUTH_GRANT_REJECTED', 'endpoint_removed', `HighLevel no longer offers the ${what} endpoint`)
+  }
   if (error && OAUTH_ERROR_CODES.has(error)) {
     if (error === 'invalid_client') return make('GHL_OAUTH_CLIENT_REJECTED', error, `HighLevel rejected the app's client id or secret for the ${what} request`)
     return make('GHL_OAUTH_GRANT_REJECTED', error, `HighLevel rejected the ${what} request`)

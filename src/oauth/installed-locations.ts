@@ -21,7 +21,18 @@ export interface InstalledLocationsParams {
 }
 
 /** Fetches one page. Returns the raw answer; pass it to {@link processInstalledLocationsResponse}. */
-export function installedLocationsRequest(http: OAuthHttp, params: InstalledLocationsParams): Promise<RawResponse> {
+export function installedLocationsRequest(http: OAuthHttp, params: InstalledLocationsParams & { pageToken?: string }): Promise<RawResponse> {
+  if (http.version === 'v3') {
+    // oauth-v3.json: `pageSize` and the opaque `pageToken` replace `limit` and `skip`.
+    const query = new URLSearchParams({ companyId: params.companyId, appId: params.appId, pageSize: String(Math.min(100, params.limit)) })
+    if (params.pageToken) query.set('pageToken', params.pageToken)
+    if (params.isInstalled !== undefined) query.set('isInstalled', String(params.isInstalled))
+    return send(http, 'installed locations', {
+      method: 'GET',
+      path: `/oauth/installed-locations?${query.toString()}`,
+      headers: { authorization: `Bearer ${params.agencyAccessToken}`, version: 'v3', accept: 'application/json' },
+    })
+  }
   const query = new URLSearchParams({
     companyId: params.companyId,
     appId: params.appId,
@@ -57,7 +68,23 @@ export const InstalledLocationsResponseSchema = z.object({
 })
 
 /** One validated page. */
-export type InstalledLocationsResponse = z.infer<typeof InstalledLocationsResponseSchema>
+/** v3: `{items, pagination: {nextPageToken, hasNextPage, …}, installToFutureLocations}` (GetInstalledLocationsV3SuccessfulResponseDto). */
+const InstalledLocationsV3ResponseSchema = z.object({
+  items: z.array(InstalledLocationSchema),
+  pagination: z
+    .object({
+      hasNextPage: z.boolean().nullish(),
+      nextPageToken: z.string().nullish(),
+      totalRecords: z.number().nullish(),
+    })
+    .nullish(),
+  installToFutureLocations: z.boolean().nullish().transform((v) => v ?? undefined),
+})
+
+export type InstalledLocationsResponse = z.infer<typeof InstalledLocationsResponseSchema> & {
+  /** v3: the token of the next page, when there is one. */
+  nextPageToken?: string
+}
 
 /** Validates one page of `/oauth/installedLocations`. Errors as in {@link processLocationTokenResponse}. */
 export function processInstalledLocationsResponse(raw: RawResponse): InstalledLocationsResponse {
@@ -65,6 +92,17 @@ export function processInstalledLocationsResponse(raw: RawResponse): InstalledLo
   if (raw.status < 200 || raw.status >= 300) throw errorFromResponse(raw, what, { bearer: true })
   const json = parseJson(raw.body)
   if (json === undefined) throw invalidResponse(raw, what, 'is not JSON')
+  if (json && typeof json === 'object' && 'items' in json) {
+    const v3 = InstalledLocationsV3ResponseSchema.safeParse(json)
+    if (!v3.success) throw invalidResponse(raw, what, `does not match its documented shape (${describeIssues(v3.error.issues)})`)
+    const next = v3.data.pagination?.hasNextPage !== false ? (v3.data.pagination?.nextPageToken ?? undefined) : undefined
+    return {
+      locations: v3.data.items,
+      count: v3.data.pagination?.totalRecords ?? undefined,
+      installToFutureLocations: v3.data.installToFutureLocations,
+      ...(next ? { nextPageToken: next } : {}),
+    }
+  }
   const result = InstalledLocationsResponseSchema.safeParse(json)
   if (!result.success) throw invalidResponse(raw, what, `does not match its documented shape (${describeIssues(result.error.issues)})`)
   return result.data
@@ -82,9 +120,16 @@ export type ListInstalledLocationsParams = Omit<InstalledLocationsParams, 'skip'
 export async function* iterateInstalledLocations(http: OAuthHttp, params: ListInstalledLocationsParams): AsyncGenerator<InstalledLocation> {
   const limit = params.pageSize ?? 100
   let skip = 0
+  let pageToken: string | undefined
   for (;;) {
-    const page = processInstalledLocationsResponse(await installedLocationsRequest(http, { ...params, skip, limit }))
+    const page = processInstalledLocationsResponse(await installedLocationsRequest(http, { ...params, skip, limit, pageToken }))
     yield* page.locations
+    if (http.version === 'v3') {
+      // Cursor paging: the last page has no next token.
+      if (!page.nextPageToken || page.locations.length === 0) return
+      pageToken = page.nextPageToken
+      continue
+    }
     skip += page.locations.length
     if (page.locations.length < limit || page.locations.length === 0) return
     if (page.count !== undefined && skip >= page.count) return

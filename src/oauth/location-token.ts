@@ -5,6 +5,7 @@
  * @see https://highlevel.stoplight.io/docs/integrations/ (oauth.json `get-location-access-token`)
  */
 import { z } from 'zod'
+import { snakeTokenFields } from './token-endpoint.js'
 import { describeIssues, errorFromResponse, formBody, invalidResponse, parseJson, send, type OAuthHttp, type RawResponse } from './http.js'
 
 /** Parameters of {@link locationTokenRequest}. */
@@ -22,12 +23,13 @@ export interface LocationTokenParams {
  * Returns the raw answer; pass it to {@link processLocationTokenResponse}.
  */
 export function locationTokenRequest(http: OAuthHttp, params: LocationTokenParams): Promise<RawResponse> {
+  const v3 = http.version === 'v3'
   return send(http, 'location token', {
     method: 'POST',
-    path: '/oauth/locationToken',
+    path: v3 ? '/oauth/location-token' : '/oauth/locationToken',
     headers: {
       authorization: `Bearer ${params.agencyAccessToken}`,
-      version: params.version,
+      version: v3 ? 'v3' : params.version,
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
     },
@@ -63,7 +65,9 @@ export type LocationTokenResponse = z.infer<typeof LocationTokenResponseSchema>
 export function processLocationTokenResponse(raw: RawResponse): LocationTokenResponse {
   const what = 'location token'
   if (raw.status < 200 || raw.status >= 300) throw errorFromResponse(raw, what, { bearer: true })
-  const json = parseJson(raw.body)
+  // v3 answers in camelCase (GetLocationAccessTokenV3SuccessfulResponseDto); its refreshToken is not
+  // used: a minted token is minted again from the agency token when it expires, as in v2.
+  const json = snakeTokenFields(parseJson(raw.body))
   if (json === undefined) throw invalidResponse(raw, what, 'is not JSON')
   const result = LocationTokenResponseSchema.safeParse(json)
   if (!result.success) throw invalidResponse(raw, what, `does not match its documented shape (${describeIssues(result.error.issues)})`)

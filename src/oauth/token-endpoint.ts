@@ -70,13 +70,53 @@ export function refreshTokenGrantRequest(http: OAuthHttp, params: RefreshTokenGr
   })
 }
 
+/** v3 spells the request fields in camelCase (oauth-v3.json `GetAccessTokenBodyDto`). */
+const V3_FIELDS: Record<string, string> = {
+  client_id: 'clientId',
+  client_secret: 'clientSecret',
+  grant_type: 'grantType',
+  code: 'code',
+  refresh_token: 'refreshToken',
+  user_type: 'userType',
+  redirect_uri: 'redirectUri',
+}
+
 function tokenRequest(http: OAuthHttp, what: string, fields: Record<string, string | undefined>): Promise<RawResponse> {
+  if (http.version === 'v3') {
+    const body: Record<string, string> = {}
+    for (const [k, v] of Object.entries(fields)) if (v !== undefined) body[V3_FIELDS[k] ?? k] = v
+    return send(http, what, {
+      method: 'POST',
+      path: '/oauth/token',
+      headers: { 'content-type': 'application/json', accept: 'application/json', version: 'v3' },
+      body: JSON.stringify(body),
+    })
+  }
   return send(http, what, {
     method: 'POST',
     path: '/oauth/token',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: formBody(fields),
   })
+}
+
+/**
+ * @internal v3 answers in camelCase (`accessToken`, `tokenType`, `expiresIn`, `refreshToken`): the same
+ * fields under v2's names, so one schema validates both.
+ */
+export function snakeTokenFields(json: unknown): unknown {
+  if (!json || typeof json !== 'object' || Array.isArray(json)) return json
+  const o = { ...(json as Record<string, unknown>) }
+  for (const [camel, snake] of [
+    ['accessToken', 'access_token'],
+    ['tokenType', 'token_type'],
+    ['expiresIn', 'expires_in'],
+    ['refreshToken', 'refresh_token'],
+  ] as const) {
+    if (o[snake] === undefined && o[camel] !== undefined) o[snake] = o[camel]
+    delete o[camel]
+  }
+  return o
 }
 
 const optionalString = z.string().nullish().transform((v) => v ?? undefined)
@@ -114,7 +154,7 @@ export type TokenResponse = z.infer<typeof TokenResponseSchema>
 export function processTokenResponse(raw: RawResponse): TokenResponse {
   const what = 'token'
   if (raw.status < 200 || raw.status >= 300) throw errorFromResponse(raw, what)
-  const json = parseJson(raw.body)
+  const json = snakeTokenFields(parseJson(raw.body))
   if (json === undefined) throw invalidResponse(raw, what, 'is not JSON')
   const result = TokenResponseSchema.safeParse(json)
   if (!result.success) throw invalidResponse(raw, what, `does not match its documented shape (${describeIssues(result.error.issues)})`)

@@ -4,17 +4,22 @@
  * - `GET /`                 operator page: Install button + installations (never a token)
  * - `GET /oauth/install`    302 to HighLevel's choose-location page with a one-time state
  * - `GET /oauth/callback`   code exchange; success or error page (with a reference id)
+ * - `GET /oauth/reauthorize/:installationId`  302 to HighLevel's page to authorize that installation again
  * - `POST <webhookPath>`    signed HighLevel webhooks (raw bytes verified before parsing)
  * - `POST /sso/decrypt`     SSO user context for custom pages / custom JS
  * - `ALL /proxy/locations/:locationId/*`, `ALL /proxy/companies/:companyId/*`
  *                           HighLevel API with the installation's token added (API key required)
  * - `GET /api/installations` the installations as JSON (API key required)
- * - `GET /healthz`
+ * - `GET /healthz`          liveness: the process answers
+ * - `GET /readyz`           readiness: the database (and Redis) answer, migrations applied; 503 naming what failed
+ *
+ * Every error answer has one shape, `{code, message, status}` (+ `retryAfterMs` when a retry may work, also
+ * sent as `Retry-After`), whatever the route.
  */
 import { randomBytes } from 'node:crypto'
 import Fastify, { LogController, type FastifyReply } from 'fastify'
 import type { Connector } from '../connector.js'
-import { GhlError, HighLevelApiError } from '../errors.js'
+import { GhlError, HighLevelApiError, type ErrorCode } from '../errors.js'
 import { handleSsoRequest } from '../sso/decrypt.js'
 import { errorPage, homePage, installedPage } from './html.js'
 import { registerProxy } from './proxy.js'
@@ -33,6 +38,17 @@ const HTML_HEADERS = {
   'referrer-policy': 'no-referrer',
 }
 
+/** The one error body of every route. */
+export function errorBody(code: ErrorCode, message: string, status: number, retryAfterMs?: number) {
+  return retryAfterMs === undefined ? { code, message, status } : { code, message, status, retryAfterMs }
+}
+
+/** Sends a GhlError as the one error body, with Retry-After when a retry may work. */
+export function sendError(reply: FastifyReply, err: GhlError): FastifyReply {
+  if (err.retryAfterMs !== undefined) reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))))
+  return reply.code(err.status).send(errorBody(err.code, err.message, err.status, err.retryAfterMs))
+}
+
 /** Builds the Fastify app for a connector (not listening yet). */
 export async function buildServer(connector: Connector, options: ServerOptions = {}) {
   const { config } = connector
@@ -43,6 +59,8 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: true,
     bodyLimit: 1024 * 1024,
+    // A request that never finishes sending must not hold a connection forever.
+    requestTimeout: Math.max(config.requestTimeoutMs * 2, 60_000),
   })
 
   app.addHook('onResponse', async (req, reply) => {
@@ -50,31 +68,49 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   })
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {
-    if (err instanceof GhlError) return reply.code(err.status).send(err.toJSON())
+    if (err instanceof GhlError) return sendError(reply, err)
     if (typeof err.statusCode === 'number' && err.statusCode < 500) {
-      const code = err.statusCode === 413 && req.url.startsWith(config.webhookPath) ? 'GHL_WEBHOOK_TOO_LARGE' : 'GHL_BAD_REQUEST'
-      return reply.code(err.statusCode).send({ code, message: err.message, status: err.statusCode })
+      const code: ErrorCode =
+        err.statusCode === 413 && req.url.startsWith(config.webhookPath) ? 'GHL_WEBHOOK_TOO_LARGE' : err.statusCode === 404 ? 'GHL_NOT_FOUND' : 'GHL_BAD_REQUEST'
+      return reply.code(err.statusCode).send(errorBody(code, err.message, err.statusCode))
     }
     const reference = newReference()
     log.error({ reference, err }, 'unhandled error')
-    return reply.code(500).send({ code: 'GHL_INTERNAL', message: `Internal error (reference ${reference})`, status: 500 })
+    return reply.code(500).send(errorBody('GHL_INTERNAL', `Internal error (reference ${reference})`, 500))
   })
 
   app.setNotFoundHandler(async (req, reply) =>
-    reply.code(404).send({ code: 'GHL_BAD_REQUEST', message: `No route ${req.method} ${req.url.split('?')[0]}`, status: 404 }),
+    reply.code(404).send(errorBody('GHL_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`, 404)),
   )
 
   app.get('/healthz', async () => ({ ok: true }))
+
+  app.get('/readyz', async (_req, reply) => {
+    const readiness = await connector.readiness(Math.min(5000, config.database.statementTimeoutMs))
+    if (!readiness.ok) reply.code(503).header('retry-after', '5')
+    return readiness
+  })
 
   app.get('/', async (req, reply) => {
     if (config.production && !checkApiKey(req, config.connectorApiKey, { basic: true })) {
       return reply
         .code(401)
         .header('www-authenticate', 'Basic realm="ghl-connect", charset="UTF-8"')
-        .send({ code: 'GHL_UNAUTHORIZED', message: 'The operator page needs the connector API key (as the Basic auth password)', status: 401 })
+        .send(errorBody('GHL_UNAUTHORIZED', 'The operator page needs the connector API key (as the Basic auth password)', 401))
     }
-    const installations = await connector.installations()
-    return reply.headers(HTML_HEADERS).send(homePage({ installations, apiUrl: config.apiUrl, clientId: config.clientId, sandboxUrl: options.sandboxUrl }))
+    const page = await connector.installationsPage({ limit: 100 })
+    return reply.headers(HTML_HEADERS).send(
+      homePage({
+        installations: page.items,
+        apiUrl: config.apiUrl,
+        clientId: config.clientId,
+        sandboxUrl: options.sandboxUrl,
+        publicUrl: config.publicUrl,
+        warnings: connector.webhooks.ed25519Configured
+          ? []
+          : ['GHL_WEBHOOK_ED25519_PUBLIC_KEY is not set: HighLevel signs webhooks with Ed25519 (x-ghl-signature) only since 2026-07-01, so every real webhook is refused until it is configured.'],
+      }),
+    )
   })
 
   app.get('/oauth/install', async (req, reply) => {
@@ -83,12 +119,20 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     return reply.header('cache-control', 'no-store').redirect(url, 302)
   })
 
+  app.get('/oauth/reauthorize/:installationId', async (req, reply) => {
+    try {
+      const { url } = await connector.startReauthorization((req.params as { installationId: string }).installationId)
+      return reply.header('cache-control', 'no-store').redirect(url, 302)
+    } catch (err) {
+      return sendInstallError(reply, err, log)
+    }
+  })
+
   app.get('/oauth/callback', async (req, reply) => {
     try {
       const installation = await connector.completeInstall(req.query as Record<string, unknown>)
       log.info({ installationId: installation.id, locationId: installation.locationId, companyId: installation.companyId }, 'installed')
-      const { tokens: _t, ...summary } = installation
-      return reply.headers(HTML_HEADERS).send(installedPage(summary))
+      return reply.headers(HTML_HEADERS).send(installedPage(installation))
     } catch (err) {
       return sendInstallError(reply, err, log)
     }
@@ -101,7 +145,10 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     scope.post(config.webhookPath, async (req, reply) => {
       const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
       const result = await connector.webhooks.receive({ rawBody, headers: req.headers })
-      return reply.code(result.status).send(result.body)
+      return reply
+        .code(result.status)
+        .headers(result.headers ?? {})
+        .send(result.body)
     })
   })
 
@@ -121,7 +168,9 @@ export async function buildServer(connector: Connector, options: ServerOptions =
 }
 
 function unauthorized(reply: FastifyReply): FastifyReply {
-  return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
+  return reply
+    .code(401)
+    .send(errorBody('GHL_UNAUTHORIZED', 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', 401))
 }
 
 function newReference(): string {
@@ -132,7 +181,12 @@ const INSTALL_TITLES: Partial<Record<string, string>> = {
   GHL_OAUTH_DENIED: 'Installation declined',
   GHL_OAUTH_STATE_INVALID: 'Installation link expired or invalid',
   GHL_OAUTH_CODE_MISSING: 'Installation incomplete',
+  GHL_OAUTH_CODE_REUSED: 'Installation link already used',
+  GHL_NOT_INSTALLED: 'Unknown installation',
 }
+
+/** Ordinary outcomes of a person's install (declined, an old link): one info line, no stack. */
+const ORDINARY_INSTALL_OUTCOMES = new Set<string>(['GHL_OAUTH_DENIED', 'GHL_OAUTH_STATE_INVALID', 'GHL_OAUTH_CODE_MISSING', 'GHL_OAUTH_CODE_REUSED'])
 
 function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['logger']): FastifyReply {
   const reference = newReference()
@@ -140,7 +194,8 @@ function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['log
   const code = ghl?.code ?? 'GHL_INTERNAL'
   const status = ghl ? (ghl.status >= 500 ? 502 : ghl.status) : 500
   // The operator finds the cause under this reference; the user sees a plain explanation.
-  log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
+  if (ORDINARY_INSTALL_OUTCOMES.has(code)) log.info({ reference, code, reason: ghl?.message }, 'install not completed')
+  else log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
   const message = ghl
     ? status >= 500 && !(ghl instanceof HighLevelApiError)
       ? `${ghl.message} Nothing was stored; please try again in a moment.`

@@ -17,7 +17,8 @@ const STYLE = `
   a.button, button { display: inline-block; background: #155eef; color: #fff; padding: .55rem 1.1rem; border-radius: 6px; text-decoration: none; border: 0; font-size: 1rem; cursor: pointer }
   table { border-collapse: collapse; width: 100%; font-size: .9rem } th, td { text-align: left; padding: .4rem .5rem; border-bottom: 1px solid #e3e7ee; vertical-align: top }
   th { background: #f5f7fa } code { font-size: .85rem }
-  .status-active { color: #067647 } .status-needs_reauthorization { color: #b54708 } .status-uninstalled { color: #667085 }
+  .status-active { color: #067647 } .status-needs_reauthorization { color: #b54708 } .status-uninstalled { color: #667085 } .status-suspended { color: #b42318 }
+  .warning { border-color: #fec84b; background: #fffaeb }
   .box { padding: 1rem 1.2rem; border-radius: 8px; border: 1px solid #e3e7ee; margin: 1rem 0 }
   .error { border-color: #fda29b; background: #fef3f2 } .ok { border-color: #75e0a7; background: #ecfdf3 }
   .muted { color: #667085; font-size: .85rem }`
@@ -31,12 +32,22 @@ export function layout(title: string, body: string): string {
 }
 
 function describe(i: InstallationSummary): string {
-  if (i.locationId === null) return 'Agency'
-  return i.source === 'agency' ? 'Sub-account (from agency)' : 'Sub-account'
+  const name = i.locationId === null ? i.companyName : i.locationName
+  const kind = i.locationId === null ? 'Agency' : i.source === 'agency' ? 'Sub-account (from agency)' : 'Sub-account'
+  return name ? `${kind}: ${name}` : kind
 }
 
 /** The operator page: an Install button and the installations (no tokens). */
-export function homePage(input: { installations: InstallationSummary[]; apiUrl: string; clientId: string; sandboxUrl?: string }): string {
+export function homePage(input: {
+  installations: InstallationSummary[]
+  apiUrl: string
+  clientId: string
+  sandboxUrl?: string
+  /** The connector's public URL: re-authorization links are built on it. */
+  publicUrl?: string
+  /** Configuration problems the operator must see. */
+  warnings?: string[]
+}): string {
   const rows = input.installations
     .map(
       (i) => `<tr data-installation-id="${escapeHtml(i.id)}">
@@ -46,18 +57,24 @@ export function homePage(input: { installations: InstallationSummary[]; apiUrl: 
   <td><code>${escapeHtml(i.userId ?? '—')}</code></td>
   <td>${escapeHtml(i.scopes.join(' '))}</td>
   <td>${i.expiresAt ? `<time datetime="${escapeHtml(i.expiresAt.toISOString())}">${escapeHtml(i.expiresAt.toISOString().replace('T', ' ').slice(0, 19))} UTC</time>` : '—'}</td>
-  <td class="status-${escapeHtml(i.status)}">${escapeHtml(i.status.replace('_', ' '))}${i.statusReason ? `<br><span class="muted">${escapeHtml(i.statusReason)}</span>` : ''}</td>
+  <td class="status-${escapeHtml(i.status)}">${escapeHtml(i.status.replace('_', ' '))}${i.statusReason ? `<br><span class="muted">${escapeHtml(i.statusReason)}</span>` : ''}${
+    i.status === 'needs_reauthorization'
+      ? `<br><a class="reauthorize" href="${escapeHtml(`${input.publicUrl ?? ''}/oauth/reauthorize/${encodeURIComponent(i.id)}`)}">Re-authorization link</a>`
+      : ''
+  }${i.refreshFailures > 0 && i.status === 'active' ? `<br><span class="muted refresh-failing">${escapeHtml(`${i.refreshFailures} refresh failure(s) in a row: ${i.lastError ?? ''}`)}</span>` : ''}</td>
+  <td>${escapeHtml(i.planId ?? '—')}</td>
   <td>${escapeHtml(i.updatedAt.toISOString().replace('T', ' ').slice(0, 19))}</td>
 </tr>`,
     )
     .join('\n')
   const table = input.installations.length
-    ? `<table id="installations"><thead><tr><th>Kind</th><th>Location</th><th>Company</th><th>Installed by</th><th>Scopes</th><th>Token expires</th><th>Status</th><th>Updated</th></tr></thead><tbody>${rows}</tbody></table>`
+    ? `<table id="installations"><thead><tr><th>Kind</th><th>Location</th><th>Company</th><th>Installed by</th><th>Scopes</th><th>Token expires</th><th>Status</th><th>Plan</th><th>Updated</th></tr></thead><tbody>${rows}</tbody></table>`
     : `<p id="no-installations" class="muted">No installations yet. Click Install to add one.</p>`
   return layout(
     'ghl-connect',
     `<h1>ghl-connect</h1>
 <p>HighLevel app <code>${escapeHtml(input.clientId)}</code> · API <code>${escapeHtml(input.apiUrl)}</code>${input.sandboxUrl ? ` · <a href="${escapeHtml(input.sandboxUrl)}/_sandbox/apps">sandbox</a>` : ''}</p>
+${(input.warnings ?? []).map((w) => `<div class="box warning" role="alert">${escapeHtml(w)}</div>`).join('\n')}
 <p><a class="button" id="install" href="/oauth/install">Install</a></p>
 <h2>Installations (${input.installations.length})</h2>
 ${table}`,

@@ -6,9 +6,10 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
-import { GhlError, HighLevelApiError, RateLimitedError } from '../errors.js'
+import { GhlError, HighLevelApiError } from '../errors.js'
 import type { ResourceClient } from '../client/index.js'
 import { checkApiKey } from './api-key.js'
+import { assertProxyable } from './proxy-guard.js'
 
 /** Request headers passed on to HighLevel (never the caller's Authorization: that is our API key). */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'accept-language', 'version', 'if-none-match']
@@ -29,6 +30,10 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
     // decoded %2F or %3F would change which path or query HighLevel is called with.
     const rest = req.url.replace(/^\/proxy\/(?:locations|companies)\/[^/?]+/, '')
     const pathAndQuery = rest.startsWith('/') ? rest : `/${rest}`
+    const q = pathAndQuery.indexOf('?')
+    // Before any token is read: no OAuth credential endpoint, no dot segment (see proxy-guard.ts).
+    assertProxyable(req.method, q < 0 ? pathAndQuery : pathAndQuery.slice(0, q))
+    if (connector.closing) throw new GhlError('GHL_SHUTTING_DOWN')
     const headers: Record<string, string> = {}
     for (const name of FORWARDED_REQUEST_HEADERS) {
       const v = req.headers[name]
@@ -63,8 +68,6 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
         if (err.traceId) reply.header('x-trace-id', err.traceId)
         return reply.code(err.upstreamStatus).send(err.body)
       }
-      if (err instanceof RateLimitedError) reply.header('retry-after', String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))))
-      if (err instanceof GhlError) return reply.code(err.status).send(err.toJSON())
       throw err
     }
   }

@@ -5,9 +5,10 @@ export type { AccessGrant, Target, TokenEvents, TokenManager, TokenProvider, Tok
 export {
   TokenService,
   INVALIDATION_CHANNEL,
-  type BackgroundRefresher,
   type BackgroundRefresherOptions,
   type RetryOptions,
   type TokenServiceHooks,
   type TokenServiceOptions,
 } from './token-service.js'
+export { BackgroundRefresher, type SweepResult } from './background-refresher.js'
+export { RECONNECT_FLAG } from './refresh-coordinator.js'

@@ -19,6 +19,10 @@ export interface AccessGrant {
   readonly expiresAt: number
   /** The rate-limit resource: the location id or company id. */
   readonly resourceId: string
+  /** The scopes granted to the installation (empty and unknown for a static token). */
+  readonly scopes: readonly string[]
+  /** Which kind of token: a sub-account (Location) or agency (Company) one; `undefined` for a static token. */
+  readonly userType: 'Location' | 'Company' | undefined
 }
 
 export interface TokenRequestOptions {
@@ -33,8 +37,20 @@ export interface TokenEvents {
   minted: { installationId: string; parentId: string; locationId: string }
   /** A dead grant was recovered through `POST /oauth/reconnect`. */
   reconnected: { installationId: string }
-  /** The grant is dead and could not be recovered. */
-  reauthorizationRequired: { installationId: string; reason: string }
+  /**
+   * The grant is dead and could not be recovered without a user: send `reauthorizationUrl` to a user of
+   * that sub-account or agency (completing it restores the same installation).
+   */
+  reauthorizationRequired: { installationId: string; reason: string; reauthorizationUrl: string }
+  /** HighLevel reports the location as not active: calls fail fast until it is reactivated. */
+  suspended: { installationId: string; reason: string }
+  /** A suspended installation refreshed again: it is active. */
+  reactivated: { installationId: string }
+  /**
+   * The last `failures` refreshes of an installation failed transiently (HighLevel or the network):
+   * not lost yet, but it will be if this goes on until the access token expires.
+   */
+  refreshFailing: { installationId: string; failures: number; lastError: string }
 }
 
 export interface TokenProvider {
@@ -56,4 +72,6 @@ export interface TokenManager extends TokenProvider {
   mintLocationToken(companyId: string, locationId: string, options?: TokenRequestOptions): Promise<InstallationSummary>
   /** Forces a refresh of one installation now (used by the background refresher and operators). */
   refreshNow(installationId: string, options?: TokenRequestOptions): Promise<InstallationSummary>
+  /** Records that an agency installation covers these locations; their first call mints. Returns how many were new. */
+  coverLocations(agency: InstallationSummary, locationIds: readonly string[]): Promise<number>
 }

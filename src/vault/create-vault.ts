@@ -1,17 +1,18 @@
 /**
  * Opens the token vault on SQLite or PostgreSQL. See {@link createVault}.
  */
-import { mkdirSync } from 'node:fs'
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type SqliteDialectConfig } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type PostgresPool, type PostgresPoolClient, type SqliteDialectConfig } from 'kysely'
 import pg from 'pg'
 import { systemClock, type Clock } from '../clock.js'
 import type { EncryptionKey } from '../config.js'
 import { GhlError } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
 import { KeyedMutex } from './keyed-mutex.js'
-import { PostgresAdvisoryLock, SqliteLeaseLock } from './refresh-lock.js'
+import { PostgresAdvisoryLock } from './postgres-advisory-lock.js'
+import { SqliteLeaseLock } from './sqlite-lease-lock.js'
 import type { VaultDatabase } from './schema.js'
 import { SqlVault } from './sql-vault.js'
 import { TokenCipher } from './token-cipher.js'
@@ -22,6 +23,14 @@ export const DEFAULT_LOCK_LEASE_MS = 30_000
 /** How long a SQLite statement waits for another process's write lock before failing. */
 const SQLITE_BUSY_TIMEOUT_MS = 10_000
 const POOL_SIZE = 10
+
+/** Bounds on every wait for the database (PostgreSQL); each has a default. */
+export interface DatabaseTimeouts {
+  /** A new connection must be made (TCP + auth) within this (default 5000 ms). */
+  connectMs?: number
+  /** A statement must be answered within this, or its connection is destroyed (default 10000 ms). */
+  statementMs?: number
+}
 
 /** Options of {@link createVault}. */
 export interface CreateVaultOptions {
@@ -35,6 +44,10 @@ export interface CreateVaultOptions {
   lockLeaseMs?: number
   /** Run pending migrations before returning (default `true`). */
   migrate?: boolean
+  /** PostgreSQL: bounds on connecting and on each statement. */
+  timeouts?: DatabaseTimeouts
+  /** PostgreSQL: connections of the pool reserved for refresh locks (default 10). */
+  lockPoolSize?: number
 }
 
 /**
@@ -63,7 +76,7 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   }
 
   const vault = /^postgres(ql)?:\/\//i.test(options.databaseUrl)
-    ? openPostgres(options.databaseUrl, cipher, clock, logger)
+    ? openPostgres(options.databaseUrl, cipher, clock, logger, options.timeouts ?? {}, options.lockPoolSize ?? POOL_SIZE)
     : openSqlite(options.databaseUrl, cipher, clock, logger, leaseMs)
   if (options.migrate ?? true) {
     try {
@@ -76,29 +89,81 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   return vault
 }
 
-function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Logger): SqlVault {
-  const poolError = (err: Error): void => logger.error({ err }, 'vault: idle PostgreSQL connection failed')
-  const pool = new pg.Pool({ connectionString: url, max: POOL_SIZE })
+function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Logger, timeouts: DatabaseTimeouts, lockPoolSize: number): SqlVault {
+  const connectMs = timeouts.connectMs ?? 5_000
+  const statementMs = timeouts.statementMs ?? 10_000
+  // Logged once per outage, not once per idle connection that drops.
+  let reported = false
+  const poolError = (err: Error): void => {
+    if (reported) return
+    reported = true
+    logger.error({ error: err.message }, 'vault: a PostgreSQL connection failed; new connections are made as needed')
+    setTimeout(() => (reported = false), 30_000).unref()
+  }
+  const poolConfig: pg.PoolConfig = {
+    connectionString: url,
+    max: POOL_SIZE,
+    connectionTimeoutMillis: connectMs,
+    // Client-side: a statement unanswered this long fails; the connection is then destroyed (below).
+    query_timeout: statementMs,
+    // Server-side: the same bound on the statement's own run time.
+    statement_timeout: statementMs,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+    idleTimeoutMillis: 30_000,
+  }
+  const pool = new pg.Pool(poolConfig)
   pool.on('error', poolError)
-  // Refresh locks get their own pool: see refresh-lock.ts.
-  const lockPool = new pg.Pool({ connectionString: url, max: POOL_SIZE })
+  // Refresh locks get their own pool (see refresh-lock.ts). A lock is held for a whole refresh, so no
+  // statement timeout there: each of its statements is short, and the lock wait has lock_timeout.
+  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, query_timeout: undefined, statement_timeout: undefined })
   lockPool.on('error', poolError)
-  const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool }) })
-  const lockDb = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: lockPool }) })
+  const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
   return new SqlVault({
     dialect: 'postgres',
     db,
     cipher,
-    lock: new PostgresAdvisoryLock(lockDb),
+    lock: new PostgresAdvisoryLock(lockPool),
     clock,
     logger,
     // Kysely's PostgreSQL migrator takes pg_advisory_lock around the run: concurrent starts wait.
     migrationGate: (run) => run(),
     afterWipe: async () => {},
     destroy: async () => {
-      await Promise.all([db.destroy(), lockDb.destroy()])
+      await Promise.all([db.destroy(), lockPool.end()])
     },
   })
+}
+
+/**
+ * The pool Kysely uses, with one change: a connection whose statement timed out or failed at the
+ * socket is destroyed when released, instead of going back to the pool. A server that stopped
+ * answering without closing the socket (a hung peer, a half-open connection) would otherwise keep that
+ * connection stuck — every later statement on it waiting behind the unanswered one — long after the
+ * server is back.
+ */
+function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
+  return {
+    async connect(): Promise<PostgresPoolClient> {
+      const client = await pool.connect()
+      let broken: Error | undefined
+      return {
+        // Kysely never streams vault queries (no cursor), so only the (sql, parameters) form is used.
+        query: (async (text: string, params: readonly unknown[]) => {
+          try {
+            return await client.query(text, params as unknown[])
+          } catch (err) {
+            if (!(err as { code?: unknown }).code || /timeout|terminated|ECONN/i.test((err as Error).message)) broken = err as Error
+            throw err
+          }
+        }) as unknown as PostgresPoolClient['query'],
+        release() {
+          client.release(broken)
+        },
+      }
+    },
+    end: () => pool.end(),
+  }
 }
 
 /**
@@ -110,7 +175,11 @@ const sqliteMigrations = new KeyedMutex()
 
 function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Logger, leaseMs: number): SqlVault {
   const file = path === ':memory:' ? path : resolve(path)
-  if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true })
+  if (file !== ':memory:') {
+    mkdirSync(dirname(file), { recursive: true })
+    // The file holds (encrypted) tokens: readable by its owner only, like the key file.
+    if (!existsSync(file)) closeSync(openSync(file, 'a', 0o600))
+  }
   const sqlite = new Database(file)
   // Wait (rather than fail with SQLITE_BUSY) while another process holds the write lock; set first,
   // so that switching to WAL below waits too.
@@ -119,6 +188,15 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
   sqlite.pragma('synchronous = NORMAL')
   // Overwrite deleted content with zeros, so wiped tokens do not linger in free space of a page.
   sqlite.pragma('secure_delete = ON')
+  if (file !== ':memory:') {
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+      try {
+        if (existsSync(f)) chmodSync(f, 0o600)
+      } catch (err) {
+        logger.warn({ file: f, error: (err as Error).message }, 'vault: could not restrict the SQLite file to its owner')
+      }
+    }
+  }
   const db = new Kysely<VaultDatabase>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
   return new SqlVault({
     dialect: 'sqlite',

@@ -22,9 +22,11 @@ export class KeyedMutex {
 
   /**
    * Resolves when every earlier caller for `key` has released.
-   * @throws GhlError `GHL_LOCK_TIMEOUT` when that takes longer than `timeoutMs`.
+   * @throws GhlError `GHL_LOCK_TIMEOUT` when that takes longer than `timeoutMs`; `GHL_ABORTED` when
+   *   `signal` aborts first.
    */
-  async acquire(key: string, timeoutMs: number): Promise<Release> {
+  async acquire(key: string, timeoutMs: number, signal?: AbortSignal): Promise<Release> {
+    if (signal?.aborted) throw new GhlError('GHL_ABORTED', `Stopped waiting for the refresh lock of installation ${key}`, { cause: signal.reason })
     const previous = this.#tails.get(key) ?? Promise.resolve()
     let release!: Release
     const mine = new Promise<void>((resolve) => {
@@ -37,16 +39,23 @@ export class KeyedMutex {
     })
 
     let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
     const acquired = await Promise.race([
-      previous.then(() => true),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), Math.max(0, timeoutMs))
+      previous.then(() => 'acquired' as const),
+      new Promise<'timeout' | 'aborted'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs))
+        if (signal) {
+          onAbort = () => resolve('aborted')
+          signal.addEventListener('abort', onAbort, { once: true })
+        }
       }),
     ])
     clearTimeout(timer)
-    if (!acquired) {
+    if (onAbort) signal!.removeEventListener('abort', onAbort)
+    if (acquired !== 'acquired') {
       // Keep our place in the chain so later callers still queue behind earlier ones; hand it on at once.
       void previous.then(release)
+      if (acquired === 'aborted') throw new GhlError('GHL_ABORTED', `Stopped waiting for the refresh lock of installation ${key}`, { cause: signal!.reason })
       throw new GhlError('GHL_LOCK_TIMEOUT', `Timed out after ${timeoutMs} ms waiting for the refresh lock of installation ${key}`)
     }
     return release

@@ -6,7 +6,7 @@
  * 64-bit integers exact), so every read goes through {@link toMillis}.
  */
 import type { ColumnType, Selectable } from 'kysely'
-import type { AuditRecord, InstallationStatus, InstallationSummary, TokenSource, UserType, WebhookEventRecord } from './types.js'
+import type { AuditRecord, InstallInfo, InstallationStatus, InstallationSummary, TokenSource, UserType, WebhookEventRecord } from './types.js'
 
 /** Milliseconds since the epoch: written as a number, read as a number (SQLite) or string (PostgreSQL). */
 type Millis = ColumnType<number | string, number, number>
@@ -51,6 +51,32 @@ export interface InstallationsTable {
   /** SQLite refresh-lock lease (unused on PostgreSQL, which uses advisory locks). */
   lock_owner: string | null
   lock_until: NullableMillis
+  // Migration 0003:
+  location_name: ColumnType<string | null, string | null | undefined, string | null>
+  company_name: ColumnType<string | null, string | null | undefined, string | null>
+  /** JSON {@link InstallInfo}. */
+  install_info: ColumnType<string | null, string | null | undefined, string | null>
+  refresh_failures: ColumnType<number, number | undefined, number>
+  last_refresh_at: ColumnType<number | string | null, number | null | undefined, number | null>
+  last_error: ColumnType<string | null, string | null | undefined, string | null>
+  retry_at: ColumnType<number | string | null, number | null | undefined, number | null>
+  /** Background-refresher claim (which instance sweeps this row until when). */
+  sweep_owner: ColumnType<string | null, string | null | undefined, string | null>
+  sweep_until: ColumnType<number | string | null, number | null | undefined, number | null>
+}
+
+/** `used_codes` (0003): SHA-256 of each authorization code exchanged, until the code would have expired. */
+export interface UsedCodesTable {
+  code_hash: string
+  expires_at: Millis
+}
+
+/** `connector_flags` (0003): facts shared by every instance, each with an expiry. */
+export interface ConnectorFlagsTable {
+  name: string
+  value: string
+  expires_at: Millis
+  updated_at: Millis
 }
 
 /** `oauth_states`: a one-time OAuth state, stored by its SHA-256 only. */
@@ -98,6 +124,8 @@ export interface VaultDatabase {
   oauth_states: OAuthStatesTable
   webhook_events: WebhookEventsTable
   audit_log: AuditLogTable
+  used_codes: UsedCodesTable
+  connector_flags: ConnectorFlagsTable
 }
 
 /** An `installations` row as read. */
@@ -145,6 +173,13 @@ export function toSummary(row: InstallationRow): InstallationSummary {
     statusReason: row.status_reason,
     expiresAt: toDate(row.expires_at),
     refreshTokenIssuedAt: toDate(row.refresh_token_issued_at),
+    locationName: row.location_name ?? null,
+    companyName: row.company_name ?? null,
+    installInfo: parseObject(row.install_info) as InstallInfo,
+    refreshFailures: Number(row.refresh_failures ?? 0),
+    lastRefreshAt: toDate(row.last_refresh_at ?? null),
+    lastError: row.last_error ?? null,
+    retryAt: toDate(row.retry_at ?? null),
     version: Number(row.version),
     createdAt: new Date(toMillis(row.created_at)),
     updatedAt: new Date(toMillis(row.updated_at)),
@@ -181,6 +216,12 @@ export function toAuditRecord(row: Selectable<AuditLogTable>): AuditRecord {
 /** `location:<id>` for a location installation, `company:<id>` for an agency one. */
 export function resourceKey(locationId: string | null, companyId: string): string {
   return locationId ? `location:${locationId}` : `company:${companyId}`
+}
+
+function parseObject(text: string | null | undefined): Record<string, unknown> {
+  if (!text) return {}
+  const value = JSON.parse(text) as unknown
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
 }
 
 function parseStringArray(text: string): string[] {

@@ -123,6 +123,19 @@ export interface InstallEvent extends WebhookEventBase {
   isWhitelabelCompany?: boolean
   whitelabelDetails?: { domain?: string; logoUrl?: string }
   companyName?: string
+  versionId?: string
+  installType?: string
+}
+
+/** `PLAN_CHANGE` (PlanChange.md): a paid app's plan changed for a location or company. */
+export interface PlanChangeEvent extends WebhookEventBase {
+  type: 'PLAN_CHANGE'
+  appId: string
+  companyId?: string
+  locationId?: string
+  userId?: string
+  currentPlanId?: string
+  newPlanId?: string
 }
 
 /** `UNINSTALL` (AppUninstall.md): `locationId` for a location, `companyId` only for an agency. */
@@ -184,6 +197,7 @@ export interface GenericWebhookEvent<T extends string = string> extends WebhookE
 
 type Specific = {
   INSTALL: InstallEvent
+  PLAN_CHANGE: PlanChangeEvent
   UNINSTALL: UninstallEvent
   ContactCreate: ContactCreateEvent
   ContactUpdate: ContactUpdateEvent
@@ -224,6 +238,8 @@ export const installSchema = z
     isWhitelabelCompany: z.boolean().optional(),
     whitelabelDetails: z.looseObject({}).optional(),
     companyName: z.string().optional(),
+    versionId: z.string().optional(),
+    installType: z.string().optional(),
   })
   .refine((e) => e.locationId !== undefined || e.companyId !== undefined, {
     message: 'an INSTALL webhook needs a locationId (location install) or a companyId (agency install)',
@@ -239,4 +255,19 @@ export const uninstallSchema = z
   })
   .refine((e) => e.locationId !== undefined || e.companyId !== undefined, {
     message: 'an UNINSTALL webhook needs a locationId (location uninstall) or a companyId (agency uninstall)',
+  })
+
+/** PlanChange.md: needs `appId`, `locationId` or `companyId`, and the new plan. */
+export const planChangeSchema = z
+  .looseObject({
+    type: z.literal('PLAN_CHANGE'),
+    appId: id,
+    companyId: id.optional(),
+    locationId: id.optional(),
+    userId: z.string().optional(),
+    currentPlanId: z.string().max(200).optional(),
+    newPlanId: z.string().min(1).max(200),
+  })
+  .refine((e) => e.locationId !== undefined || e.companyId !== undefined, {
+    message: 'a PLAN_CHANGE webhook needs a locationId or a companyId',
   })

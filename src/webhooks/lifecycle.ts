@@ -1,5 +1,11 @@
 /**
- * App lifecycle webhooks: `INSTALL` and `UNINSTALL` (AppInstall.md, AppUninstall.md).
+ * App lifecycle webhooks: `INSTALL`, `UNINSTALL` and `PLAN_CHANGE` (AppInstall.md, AppUninstall.md,
+ * PlanChange.md).
+ *
+ * What INSTALL carries beyond ids — `planId`, `trial`, `isWhitelabelCompany`, `whitelabelDetails`,
+ * `companyName`, `versionId`, `installType` — is stored on the installation it concerns (once it exists).
+ * PLAN_CHANGE moves the installation's plan from `currentPlanId` to `newPlanId` (the previous plan is kept
+ * in its install details) and is reported as the connector's `planChanged` event.
  *
  * INSTALL, location-level (`locationId`):
  * - the location already has an active installation (its own OAuth one, or an agency-minted one) → nothing to do;
@@ -34,7 +40,7 @@ import { listInstalledLocations } from '../oauth/installed-locations.js'
 import type { OAuthHttp } from '../oauth/http.js'
 import type { TokenManager } from '../tokens/types.js'
 import type { Installation, InstallationSummary, Vault } from '../vault/types.js'
-import type { InstallEvent, UninstallEvent } from './events.js'
+import type { InstallEvent, PlanChangeEvent, UninstallEvent } from './events.js'
 
 /** What the lifecycle handler needs. */
 export interface LifecycleOptions {
@@ -46,6 +52,8 @@ export interface LifecycleOptions {
   logger: Logger
   /** Location tokens minted at once during an agency bulk install (default 4). */
   mintConcurrency?: number
+  /** Told of every PLAN_CHANGE applied to an installation. */
+  onPlanChanged?: (change: { installationId: string; previousPlanId: string | null; planId: string }) => void
 }
 
 /** The outcome of handling one lifecycle event. */
@@ -59,6 +67,7 @@ export class LifecycleHandler {
   readonly #http: OAuthHttp
   readonly #logger: Logger
   readonly #concurrency: number
+  readonly #onPlanChanged: LifecycleOptions['onPlanChanged']
   readonly #locationFlights = new Map<string, Promise<{ installationId: string; minted: boolean }>>()
 
   constructor(options: LifecycleOptions) {
@@ -68,13 +77,15 @@ export class LifecycleHandler {
     this.#http = options.http
     this.#logger = options.logger
     this.#concurrency = Math.max(1, options.mintConcurrency ?? 4)
+    this.#onPlanChanged = options.onPlanChanged
   }
 
   /** Handles one lifecycle event. Throws when something failed (the caller marks the event failed and retries). */
-  async handle(event: InstallEvent | UninstallEvent): Promise<LifecycleOutcome> {
+  async handle(event: InstallEvent | UninstallEvent | PlanChangeEvent): Promise<LifecycleOutcome> {
     if (event.type === 'INSTALL') {
       return event.locationId ? this.#installLocation(event, event.locationId) : this.#installAgency(event, event.companyId!)
     }
+    if (event.type === 'PLAN_CHANGE') return this.#planChange(event)
     if (event.locationId) await this.#uninstallLocation(event, event.locationId)
     else await this.#uninstallAgency(event, event.companyId!)
     return 'processed'
@@ -82,9 +93,10 @@ export class LifecycleHandler {
 
   async #installLocation(event: InstallEvent, locationId: string): Promise<LifecycleOutcome> {
     const clientId = this.#config.clientId
-    const existing = await this.#vault.findByLocation(clientId, locationId)
+    const existing = await this.#vault.installations.findByLocation(clientId, locationId)
+    if (existing) await this.#storeDetails(existing.id, event)
     if (existing && existing.status === 'active' && existing.tokens) {
-      await this.#vault.audit({
+      await this.#vault.audit.append({
         installationId: existing.id,
         action: 'webhook.install.already_installed',
         detail: { webhookId: event.webhookId, locationId, source: existing.source },
@@ -94,7 +106,8 @@ export class LifecycleHandler {
     const agency = await this.#agencyFor(event.companyId)
     if (!agency) return 'waiting'
     const result = await this.#ensureLocation(agency.companyId, locationId)
-    await this.#vault.audit({
+    if (!existing) await this.#storeDetails(result.installationId, event)
+    await this.#vault.audit.append({
       installationId: result.installationId,
       action: result.minted ? 'webhook.install.location_minted' : 'webhook.install.already_installed',
       detail: { webhookId: event.webhookId, locationId, companyId: agency.companyId, parentId: agency.id },
@@ -112,7 +125,7 @@ export class LifecycleHandler {
     const running = this.#locationFlights.get(locationId)
     if (running) return running.then((r) => ({ ...r, minted: false }), () => this.#ensureLocation(companyId, locationId))
     const flight = (async () => {
-      const existing = await this.#vault.findByLocation(this.#config.clientId, locationId)
+      const existing = await this.#vault.installations.findByLocation(this.#config.clientId, locationId)
       if (existing && existing.status === 'active' && existing.tokens) return { installationId: existing.id, minted: false }
       const minted = await this.#tokens.mintLocationToken(companyId, locationId)
       return { installationId: minted.id, minted: true }
@@ -130,12 +143,10 @@ export class LifecycleHandler {
    */
   async #agencyFor(companyId: string | undefined): Promise<InstallationSummary | undefined> {
     if (companyId) {
-      const agency = await this.#vault.findByCompany(this.#config.clientId, companyId)
+      const agency = await this.#vault.installations.findByCompany(this.#config.clientId, companyId)
       return agency && agency.status === 'active' && agency.tokens ? agency : undefined
     }
-    const agencies = (await this.#vault.listInstallations({ clientId: this.#config.clientId, status: 'active', source: 'oauth' })).filter(
-      (i) => i.locationId === null,
-    )
+    const agencies = await this.#vault.installations.agencies(this.#config.clientId, 100)
     if (agencies.length === 1) return agencies[0]
     const future = agencies.filter((a) => a.installToFutureLocations === true)
     return future.length === 1 ? future[0] : undefined
@@ -144,6 +155,7 @@ export class LifecycleHandler {
   async #installAgency(event: InstallEvent, companyId: string): Promise<LifecycleOutcome> {
     const agency = await this.#agencyFor(companyId)
     if (!agency) return 'waiting'
+    await this.#storeDetails(agency.id, event)
     const grant = await this.#tokens.getAccessToken({ kind: 'company', id: companyId })
     const locations = await listInstalledLocations(this.#http, {
       agencyAccessToken: grant.accessToken,
@@ -153,6 +165,8 @@ export class LifecycleHandler {
       isInstalled: true,
     })
     const ids = [...new Set(locations.filter((l) => l.isInstalled !== false).map((l) => l._id))]
+    // Recorded first: a location whose mint fails below is still known to be covered (its first call mints).
+    await this.#tokens.coverLocations(agency, ids)
 
     const failures: { locationId: string; error: unknown }[] = []
     let minted = 0
@@ -171,7 +185,7 @@ export class LifecycleHandler {
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.#concurrency, ids.length) }, worker))
-    await this.#vault.audit({
+    await this.#vault.audit.append({
       installationId: agency.id,
       action: 'webhook.install.agency_bulk',
       detail: { webhookId: event.webhookId, companyId, locations: ids.length, minted, alreadyInstalled: present, failed: failures.map((f) => f.locationId) },
@@ -189,10 +203,55 @@ export class LifecycleHandler {
     return 'processed'
   }
 
-  async #uninstallLocation(event: UninstallEvent, locationId: string): Promise<void> {
-    const row = await this.#vault.findByLocation(this.#config.clientId, locationId)
+  /** PLAN_CHANGE: the installation of the location (or agency) moves to `newPlanId`. Unknown → audited only. */
+  async #planChange(event: PlanChangeEvent): Promise<LifecycleOutcome> {
+    const clientId = this.#config.clientId
+    const row = event.locationId
+      ? await this.#vault.installations.findByLocation(clientId, event.locationId)
+      : await this.#vault.installations.findByCompany(clientId, event.companyId!)
+    const planId = event.newPlanId!
     if (!row) {
-      await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, locationId } })
+      await this.#vault.audit.append({
+        installationId: null,
+        action: 'webhook.plan_change.unknown',
+        detail: { webhookId: event.webhookId, locationId: event.locationId ?? null, companyId: event.companyId ?? null, planId },
+      })
+      return 'processed'
+    }
+    const previousPlanId = event.currentPlanId ?? row.planId
+    await this.#vault.installations.setDetails(row.id, {
+      planId,
+      installInfo: { previousPlanId: previousPlanId ?? null, planChangedAt: typeof event.timestamp === 'string' ? event.timestamp : new Date().toISOString() },
+    })
+    await this.#vault.audit.append({ installationId: row.id, action: 'plan_changed', detail: { webhookId: event.webhookId, previousPlanId: previousPlanId ?? null, planId } })
+    this.#logger.info({ installationId: row.id, previousPlanId, planId }, 'plan changed')
+    try {
+      this.#onPlanChanged?.({ installationId: row.id, previousPlanId: previousPlanId ?? null, planId })
+    } catch (err) {
+      this.#logger.warn({ err }, 'planChanged listener threw')
+    }
+    return 'processed'
+  }
+
+  /** What INSTALL says about the install (AppInstall.md), kept on the installation. */
+  async #storeDetails(installationId: string, event: InstallEvent): Promise<void> {
+    const info: Record<string, unknown> = {}
+    if (event.trial !== undefined) info.trial = event.trial
+    if (event.isWhitelabelCompany !== undefined) info.isWhitelabelCompany = event.isWhitelabelCompany
+    if (event.whitelabelDetails !== undefined) info.whitelabelDetails = event.whitelabelDetails
+    if (event.versionId !== undefined) info.versionId = event.versionId
+    if (event.installType !== undefined) info.installType = event.installType
+    await this.#vault.installations.setDetails(installationId, {
+      ...(event.planId !== undefined ? { planId: event.planId } : {}),
+      ...(event.companyName !== undefined ? { companyName: event.companyName } : {}),
+      ...(Object.keys(info).length > 0 ? { installInfo: info } : {}),
+    })
+  }
+
+  async #uninstallLocation(event: UninstallEvent, locationId: string): Promise<void> {
+    const row = await this.#vault.installations.findByLocation(this.#config.clientId, locationId)
+    if (!row) {
+      await this.#vault.audit.append({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, locationId } })
       return
     }
     const at = eventTime(event)
@@ -200,9 +259,9 @@ export class LifecycleHandler {
   }
 
   async #uninstallAgency(event: UninstallEvent, companyId: string): Promise<void> {
-    const agency = await this.#vault.findByCompany(this.#config.clientId, companyId)
+    const agency = await this.#vault.installations.findByCompany(this.#config.clientId, companyId)
     if (!agency) {
-      await this.#vault.audit({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, companyId } })
+      await this.#vault.audit.append({ installationId: null, action: 'webhook.uninstall.unknown', detail: { webhookId: event.webhookId, companyId } })
       return
     }
     const at = eventTime(event)
@@ -213,11 +272,11 @@ export class LifecycleHandler {
     // agency grant after the event is still from the uninstalled grant) — unless the agency has been
     // re-installed in the meantime (checked again whenever a child changes under us).
     const agencyReinstalled = async (): Promise<string | undefined> => {
-      const now = await this.#vault.getInstallation(agency.id)
+      const now = await this.#vault.installations.get(agency.id)
       const reason = now ? reinstalledAfter(now, at) : undefined
       return reason && `the agency installation: ${reason}`
     }
-    const children = await this.#vault.listInstallations({ parentId: agency.id })
+    const children = await this.#vault.installations.list({ parentId: agency.id })
     for (const child of children) {
       await this.#uninstall(child, event, (_current, attempt) => (attempt === 1 ? undefined : agencyReinstalled()))
     }
@@ -237,7 +296,7 @@ export class LifecycleHandler {
     for (let attempt = 1; ; attempt++) {
       const reason = await skip(current, attempt)
       if (reason !== undefined) {
-        await this.#vault.audit({
+        await this.#vault.audit.append({
           installationId: current.id,
           action: 'webhook.uninstall.skipped',
           detail: {
@@ -254,13 +313,13 @@ export class LifecycleHandler {
       }
       const hasTokens = 'tokens' in current ? current.tokens !== null : current.expiresAt !== null
       if (current.status === 'uninstalled' && !hasTokens) break
-      const updated = await this.#vault.setStatus(current.id, 'uninstalled', {
+      const updated = await this.#vault.installations.setStatus(current.id, 'uninstalled', {
         wipeTokens: true,
         reason: 'UNINSTALL webhook',
         expectedVersion: current.version,
       })
       if (updated) break
-      const fresh = await this.#vault.getInstallation(current.id)
+      const fresh = await this.#vault.installations.get(current.id)
       if (!fresh) break // deleted meanwhile: nothing left to wipe
       if (attempt >= MAX_UNINSTALL_ATTEMPTS) {
         throw new GhlError(
@@ -271,7 +330,7 @@ export class LifecycleHandler {
       current = fresh
     }
     this.#tokens.invalidate(current.id)
-    await this.#vault.audit({
+    await this.#vault.audit.append({
       installationId: current.id,
       action: 'webhook.uninstall',
       detail: { webhookId: event.webhookId, locationId: current.locationId, companyId: current.companyId, source: current.source },

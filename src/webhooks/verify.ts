@@ -15,12 +15,15 @@
  * @see https://highlevel.stoplight.io/docs/integrations/ — "Webhook Authentication Guide"
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto'
-import { WebhookRejectedError } from '../errors.js'
+import { GhlError, WebhookRejectedError } from '../errors.js'
 
 /** The public keys webhooks are verified with: PEM strings, base64 raw Ed25519 keys, or KeyObjects. */
 export interface WebhookKeys {
-  /** For `x-ghl-signature`: PEM (SPKI) or base64 of the raw 32-byte Ed25519 public key. */
-  ed25519?: KeyObject | string
+  /**
+   * For `x-ghl-signature`: PEM (SPKI) or base64 of the raw 32-byte Ed25519 public key — or several
+   * (a key rollover): a signature that verifies with any of them is accepted.
+   */
+  ed25519?: KeyObject | string | ReadonlyArray<KeyObject | string>
   /** For `x-wh-signature`: PEM (SPKI or PKCS#1) RSA public key. */
   rsa?: KeyObject | string
 }
@@ -45,6 +48,19 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
  * @throws Error naming what was wrong (configuration time, not request time).
  */
 export function parseEd25519PublicKey(key: KeyObject | string): KeyObject {
+  try {
+    return parseEd25519(key)
+  } catch (err) {
+    throw keyError('Ed25519', err)
+  }
+}
+
+function keyError(kind: string, err: unknown): GhlError {
+  if (err instanceof GhlError) return err
+  return new GhlError('GHL_CONFIG_INVALID', `Invalid ${kind} webhook public key: ${(err as Error).message}`, { cause: err })
+}
+
+function parseEd25519(key: KeyObject | string): KeyObject {
   let parsed: KeyObject
   if (typeof key !== 'string') parsed = key
   else if (key.includes('-----BEGIN')) parsed = createPublicKey(key)
@@ -64,9 +80,14 @@ export function parseEd25519PublicKey(key: KeyObject | string): KeyObject {
 
 /** Parses an RSA public key (PEM or KeyObject). @throws Error naming what was wrong. */
 export function parseRsaPublicKey(key: KeyObject | string): KeyObject {
-  const parsed = typeof key === 'string' ? createPublicKey(key) : key
+  let parsed: KeyObject
+  try {
+    parsed = typeof key === 'string' ? createPublicKey(key) : key
+  } catch (err) {
+    throw keyError('RSA', err)
+  }
   if (parsed.type !== 'public' || parsed.asymmetricKeyType !== 'rsa') {
-    throw new Error(`expected an RSA public key, got a ${parsed.type} ${parsed.asymmetricKeyType ?? 'unknown'} key`)
+    throw keyError('RSA', new Error(`expected an RSA public key, got a ${parsed.type} ${parsed.asymmetricKeyType ?? 'unknown'} key`))
   }
   return parsed
 }
@@ -107,16 +128,22 @@ function decodeSignature(value: string, name: string): Buffer {
  * verifier.verify(rawBody, req.headers) // throws WebhookRejectedError GHL_WEBHOOK_SIGNATURE_INVALID
  */
 export class WebhookVerifier {
-  readonly #ed25519: KeyObject | undefined
+  readonly #ed25519: readonly KeyObject[]
   readonly #rsa: KeyObject | undefined
   readonly #rsaBytes: number | undefined
 
   /** @throws Error when a configured key cannot be parsed (a configuration mistake, reported at start). */
   constructor(keys: WebhookKeys) {
-    this.#ed25519 = keys.ed25519 === undefined ? undefined : parseEd25519PublicKey(keys.ed25519)
+    const ed = keys.ed25519 === undefined ? [] : Array.isArray(keys.ed25519) ? keys.ed25519 : [keys.ed25519 as KeyObject | string]
+    this.#ed25519 = ed.map((k) => parseEd25519PublicKey(k))
     this.#rsa = keys.rsa === undefined ? undefined : parseRsaPublicKey(keys.rsa)
     const bits = this.#rsa?.asymmetricKeyDetails?.modulusLength
     this.#rsaBytes = bits === undefined ? undefined : Math.ceil(bits / 8)
+  }
+
+  /** Whether an Ed25519 key is configured (HighLevel signs with Ed25519 only since 2026-07-01). */
+  get hasEd25519(): boolean {
+    return this.#ed25519.length > 0
   }
 
   /** True when a signature header (either scheme) is present — used for the unsigned-in-dev rule. */
@@ -129,14 +156,18 @@ export class WebhookVerifier {
    * @throws WebhookRejectedError `GHL_WEBHOOK_SIGNATURE_INVALID` naming the header and the problem.
    */
   verify(rawBody: Buffer, headers: WebhookHeaders): VerifiedSignature {
+    if (!Buffer.isBuffer(rawBody)) throw new WebhookRejectedError('GHL_WEBHOOK_INVALID', 'Webhook rejected: the body must be the raw request bytes (a Buffer)')
+    if (!headers || typeof headers !== 'object') throw reject('no request headers were given')
     const ghl = single(header(headers, ED25519_SIGNATURE_HEADER), ED25519_SIGNATURE_HEADER)
     const wh = single(header(headers, RSA_SIGNATURE_HEADER), RSA_SIGNATURE_HEADER)
 
-    if (ghl !== undefined && this.#ed25519) {
+    if (ghl !== undefined && this.#ed25519.length > 0) {
       const signature = decodeSignature(ghl, ED25519_SIGNATURE_HEADER)
       if (signature.length !== 64) throw reject(`${ED25519_SIGNATURE_HEADER} must be a 64-byte Ed25519 signature, got ${signature.length} bytes`)
-      if (!safeVerify(null, rawBody, this.#ed25519, signature)) {
-        throw reject(`${ED25519_SIGNATURE_HEADER} (Ed25519) does not verify over the request body with the configured public key`)
+      if (!this.#ed25519.some((key) => safeVerify(null, rawBody, key, signature))) {
+        throw reject(
+          `${ED25519_SIGNATURE_HEADER} (Ed25519) does not verify over the request body with the configured public key${this.#ed25519.length > 1 ? `s (${this.#ed25519.length})` : ''}`,
+        )
       }
       return { algorithm: 'ed25519' }
     }

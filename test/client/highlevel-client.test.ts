@@ -27,7 +27,7 @@ class ListTokens implements TokenProvider {
   }
   invalidate(): void {}
   #grant(target: Target): AccessGrant {
-    return { accessToken: this.tokens[this.index]!, installationId: 'inst-1', version: this.index, expiresAt: Date.now() + 3600_000, resourceId: target.kind === 'static' ? target.resourceId : target.id }
+    return { accessToken: this.tokens[this.index]!, installationId: 'inst-1', version: this.index, expiresAt: Date.now() + 3600_000, resourceId: target.kind === 'static' ? target.resourceId : target.id, scopes: [], userType: 'Location' }
   }
 }
 

@@ -10,7 +10,7 @@ import type { AccessGrant, Target, TokenProvider } from '../../src/tokens/types.
 class PitTokens implements TokenProvider {
   constructor(readonly token: string, readonly locationId: string) {}
   async getAccessToken(_target: Target): Promise<AccessGrant> {
-    return { accessToken: this.token, installationId: null, version: 0, expiresAt: Number.MAX_SAFE_INTEGER, resourceId: this.locationId }
+    return { accessToken: this.token, installationId: null, version: 0, expiresAt: Number.MAX_SAFE_INTEGER, resourceId: this.locationId, scopes: [], userType: undefined }
   }
   async onUnauthorized(target: Target): Promise<AccessGrant> {
     return this.getAccessToken(target)

@@ -55,7 +55,7 @@ test('click Install, choose a location, approve → installation listed', { skip
   assert.match(text, /active/)
   const html = await page.content()
   const [installation] = await stack.connector.installations()
-  const stored = await stack.connector.vault.getInstallation(installation!.id)
+  const stored = await stack.connector.vault.installations.get(installation!.id)
   assert.ok(!html.includes(stored!.tokens!.accessToken), 'no token in the page')
   await page.screenshot({ path: join(shots.path, 'installed.png') })
 })

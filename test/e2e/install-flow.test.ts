@@ -34,7 +34,7 @@ for (const dialect of DIALECTS) {
       assert.equal(rows[0]!.status, 'active')
       assert.deepEqual([...rows[0]!.scopes].sort(), [...stack.sandbox.app.scopes].sort())
       assert.ok(rows[0]!.expiresAt && rows[0]!.expiresAt.getTime() > Date.now())
-      const stored = await stack.connector.vault.getInstallation(rows[0]!.id)
+      const stored = await stack.connector.vault.installations.get(rows[0]!.id)
       assert.ok(stored?.tokens?.accessToken && stored.tokens.refreshToken)
 
       const page = await request(`${stack.url}/`)

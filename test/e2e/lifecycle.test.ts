@@ -43,9 +43,9 @@ for (const dialect of DIALECTS) {
       await settle(stack)
       const [row] = await stack.connector.installations()
       assert.equal(row!.status, 'uninstalled')
-      const stored = await stack.connector.vault.getInstallation(row!.id)
+      const stored = await stack.connector.vault.installations.get(row!.id)
       assert.equal(stored!.tokens, null, 'tokens wiped on uninstall')
-      assert.ok((await stack.connector.vault.listAudit(row!.id)).some((a) => /uninstall/i.test(a.action)), 'an audit row is kept')
+      assert.ok((await stack.connector.vault.audit.list(row!.id)).some((a) => /uninstall/i.test(a.action)), 'an audit row is kept')
       await assert.rejects(stack.connector.location(locationId).get('/contacts/', { query: { locationId } }), (err) => {
         assert.ok(err instanceof NotInstalledError)
         assert.equal(err.code, 'GHL_NOT_INSTALLED')

@@ -109,7 +109,7 @@ describe('rate limits shared through Redis by 3 processes', { skip: await redisS
   test('a foreign client of the same app spending part of the budget is respected', { timeout: 90_000 }, async () => {
     await new Promise((r) => setTimeout(r, WINDOW_MS + 50))
     const [row] = await stack.connector.installations()
-    const stored = await stack.connector.vault.getInstallation(row!.id)
+    const stored = await stack.connector.vault.installations.get(row!.id)
     const foreign = async () => {
       const res = await request(`${stack.sandbox.url}/contacts/?locationId=${locationId}&limit=1`, {
         headers: { authorization: `Bearer ${stored!.tokens!.accessToken}`, version: '2021-07-28' },

@@ -40,7 +40,7 @@ for (const dialect of DIALECTS) {
         assert.match(e.message, message)
         return true
       })
-      assert.deepEqual(await h.vault.listInstallations(), [])
+      assert.deepEqual(await h.vault.installations.list(), [])
     }
 
     test('start() gives the chooselocation URL with a fresh state', async () => {
@@ -146,7 +146,7 @@ for (const dialect of DIALECTS) {
       assert.equal(installation.status, 'active')
       assert.ok(installation.tokens?.refreshToken)
       assert.deepEqual(installation.scopes.sort(), h.config.scopes.slice().sort())
-      const listed = await h.vault.listInstallations()
+      const listed = await h.vault.installations.list()
       assert.equal(listed.length, 1)
 
       // Replaying the same callback: the state is spent.
@@ -154,7 +154,7 @@ for (const dialect of DIALECTS) {
       // The same code with a new state: HighLevel refuses a used code.
       const { state: s2 } = await flow.start()
       await assert.rejects(flow.complete({ code: query.code, state: s2 }), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_GRANT_REJECTED')
-      const after = await h.vault.listInstallations()
+      const after = await h.vault.installations.list()
       assert.equal(after.length, 1)
       assert.equal(after[0]!.version, listed[0]!.version)
     })

@@ -79,7 +79,7 @@ describe('proxy', () => {
 
   test('the answer is streamed: body bytes equal a direct call', async () => {
     const [installation] = await stack.connector.installations()
-    const stored = await stack.connector.vault.getInstallation(installation!.id)
+    const stored = await stack.connector.vault.installations.get(installation!.id)
     const direct = await request(`${stack.sandbox.url}/locations/${locationId}`, {
       headers: { authorization: `Bearer ${stored!.tokens!.accessToken}`, version: '2021-07-28' },
     })

@@ -61,7 +61,7 @@ for (const dialect of DIALECTS) {
       assert.equal(minted.length, 1)
       assert.equal(minted[0]!.parentId, agency.id)
       assert.equal(await h.callApi(grants[0]!.accessToken, target.id), 200)
-      const row = await h.vault.findByLocation(h.config.clientId, target.id)
+      const row = await h.vault.installations.findByLocation(h.config.clientId, target.id)
       assert.equal(row!.source, 'agency')
       assert.equal(row!.parentId, agency.id)
       assert.equal(row!.tokens!.refreshToken, null)
@@ -74,13 +74,13 @@ for (const dialect of DIALECTS) {
 
     test('an expired minted token is re-minted (once) into the same row', async () => {
       const target = { kind: 'location' as const, id: approved[0]! }
-      const before = await h.vault.findByLocation(h.config.clientId, target.id)
+      const before = await h.vault.installations.findByLocation(h.config.clientId, target.id)
       const okBefore = (await h.stats()).locationToken.ok
       clock.advance(DAY_MS)
       const grants = await Promise.all(Array.from({ length: 20 }, () => h.tokens.getAccessToken(target)))
       assert.equal(new Set(grants.map((g) => g.accessToken)).size, 1)
       assert.equal((await h.stats()).locationToken.ok, okBefore + 1)
-      const after = await h.vault.findByLocation(h.config.clientId, target.id)
+      const after = await h.vault.installations.findByLocation(h.config.clientId, target.id)
       assert.equal(after!.id, before!.id)
       assert.ok(after!.version > before!.version)
       assert.equal(await h.callApi(grants[0]!.accessToken, target.id), 200)
@@ -115,9 +115,9 @@ for (const dialect of DIALECTS) {
         assert.match(e.message, new RegExp(notApproved))
         return true
       })
-      assert.equal(await h.vault.findByLocation(h.config.clientId, notApproved), undefined)
+      assert.equal(await h.vault.installations.findByLocation(h.config.clientId, notApproved), undefined)
       await assert.rejects(h.tokens.getAccessToken({ kind: 'location', id: 'unknown-location' }), NotInstalledError)
-      assert.equal(await h.vault.findByLocation(h.config.clientId, 'unknown-location'), undefined)
+      assert.equal(await h.vault.installations.findByLocation(h.config.clientId, 'unknown-location'), undefined)
     })
   })
 }

@@ -165,11 +165,15 @@ export async function createHarness(dialect: DialectName, options: HarnessOption
   }
 }
 
-/** The vault with some methods replaced (methods stay bound to the real vault). */
-export function wrapVault(vault: Vault, overrides: Partial<Record<keyof Vault, unknown>>): Vault {
+type Roles = Pick<Vault, 'installations' | 'locks' | 'states' | 'webhooks' | 'audit' | 'flags' | 'keys'>
+
+/** The vault with some role methods replaced, e.g. `{ installations: { upsert: … } }` (the others are the real ones). */
+export function wrapVault(vault: Vault, overrides: { [R in keyof Roles]?: Partial<Roles[R]> }): Vault {
+  const wrapped: Record<string, unknown> = {}
+  for (const role of Object.keys(overrides) as (keyof Roles)[]) wrapped[role] = { ...vault[role], ...overrides[role] }
   return new Proxy(vault, {
     get(obj, prop, recv) {
-      if (prop in overrides) return overrides[prop as keyof Vault]
+      if (typeof prop === 'string' && prop in wrapped) return wrapped[prop]
       const v = Reflect.get(obj, prop, recv) as unknown
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(obj) : v
     },

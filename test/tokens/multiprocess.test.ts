@@ -90,8 +90,8 @@ for (const dialect of DIALECTS) {
 
     /** Makes the stored access token look expired to every process (HighLevel still accepts it). */
     async function expireStoredToken(): Promise<void> {
-      const row = await h.vault.getInstallation(inst.id)
-      const updated = await h.vault.updateTokens(inst.id, row!.version, { ...row!.tokens!, expiresAt: new Date(Date.now() - 1000) })
+      const row = await h.vault.installations.get(inst.id)
+      const updated = await h.vault.installations.updateTokens(inst.id, row!.version, { ...row!.tokens!, expiresAt: new Date(Date.now() - 1000) })
       assert.ok(updated)
     }
 
@@ -110,7 +110,7 @@ for (const dialect of DIALECTS) {
     test('the lock holder is SIGKILLed after HighLevel rotated: the others recover via Reconnect, installation stays active', async () => {
       await expireStoredToken()
       const before = await h.stats()
-      const versionBefore = (await h.vault.getVersion(inst.id))!
+      const versionBefore = (await h.vault.installations.getVersion(inst.id))!
       const [killed, ...others] = workers as [Worker, Worker, Worker]
       killed.go(50, true)
       await killed.waitFor('HOLDING') // HighLevel answered and rotated; nothing stored; lock held
@@ -126,7 +126,7 @@ for (const dialect of DIALECTS) {
       assert.equal(stats.token.refresh_token.ok - before.token.refresh_token.ok, 1, 'only the killed process refreshed')
       assert.equal(stats.token.refresh_token.error - before.token.refresh_token.error, 1, 'the next holder got invalid_grant once')
       assert.equal(stats.reconnect.ok - before.reconnect.ok, 1, 'recovered through Reconnect once')
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       assert.equal(row!.status, 'active')
       assert.equal(row!.version, versionBefore + 1)
       // Usable from a fresh worker, and its refresh token works.

@@ -89,9 +89,11 @@ for (const dialect of DIALECTS) {
       // Just before the mint stores its token, the location's own install (another request, another
       // process: no agency lock) lands.
       const racing = wrapVault(h.vault, {
-        upsertInstallation: async (...args: Parameters<Vault['upsertInstallation']>) => {
-          if (args[0].source === 'agency' && !own) own = await h.installLocation(locationId)
-          return h.vault.upsertInstallation(...args)
+        installations: {
+          upsert: async (...args: Parameters<Vault['installations']['upsert']>) => {
+            if (args[0].source === 'agency' && !own) own = await h.installLocation(locationId)
+            return h.vault.installations.upsert(...args)
+          },
         },
       })
       const svc = h.newTokenService({ vault: racing })
@@ -99,7 +101,7 @@ for (const dialect of DIALECTS) {
       const g = await svc.getAccessToken({ kind: 'location', id: locationId })
       assert.ok(own, 'the OAuth install happened during the mint')
       assert.equal((await h.stats()).locationToken.ok, 1, 'HighLevel minted a token')
-      const row = await h.vault.findByLocation(h.config.clientId, locationId)
+      const row = await h.vault.installations.findByLocation(h.config.clientId, locationId)
       assert.equal(row!.source, 'oauth')
       assert.equal(row!.id, own.id)
       assert.equal(row!.version, own.version)
@@ -122,10 +124,12 @@ for (const dialect of DIALECTS) {
       await h.control('PUT', '/_sandbox/settings', { reconnect: 'refuse' })
       let reinstalled: Installation | undefined
       const racing = wrapVault(h.vault, {
-        setStatus: async (...args: Parameters<Vault['setStatus']>) => {
-          // The user re-installs the app between Reconnect's refusal and the status write.
-          if (args[1] === 'needs_reauthorization' && !reinstalled) reinstalled = await h.installLocation(locationId)
-          return h.vault.setStatus(...args)
+        installations: {
+          setStatus: async (...args: Parameters<Vault['installations']['setStatus']>) => {
+            // The user re-installs the app between Reconnect's refusal and the status write.
+            if (args[1] === 'needs_reauthorization' && !reinstalled) reinstalled = await h.installLocation(locationId)
+            return h.vault.installations.setStatus(...args)
+          },
         },
       })
       try {
@@ -135,12 +139,12 @@ for (const dialect of DIALECTS) {
         assert.ok(reinstalled, 'the re-install happened while Reconnect was refused')
         assert.equal(summary.status, 'active')
         assert.equal(summary.version, reinstalled.version)
-        const row = await h.vault.getInstallation(inst.id)
+        const row = await h.vault.installations.get(inst.id)
         assert.equal(row!.status, 'active')
         assert.equal(row!.version, reinstalled.version)
         assert.deepEqual(row!.tokens, reinstalled.tokens)
         assert.deepEqual(dead, [])
-        assert.equal((await h.vault.listAudit(inst.id)).filter((a) => a.action === 'reauthorization_required').length, 0)
+        assert.equal((await h.vault.audit.list(inst.id)).filter((a) => a.action === 'reauthorization_required').length, 0)
         const g = await svc.getAccessToken({ kind: 'location', id: locationId })
         assert.equal(g.accessToken, reinstalled.tokens!.accessToken)
         assert.equal(await h.callApi(g.accessToken, locationId), 200)
@@ -167,22 +171,24 @@ for (const dialect of DIALECTS) {
       let reread!: () => void
       const reported = new Promise<void>((resolve) => (reread = resolve))
       const racing = wrapVault(h.vault, {
-        findByLocation: async (...args: Parameters<Vault['findByLocation']>) => {
+        installations: {
+        findByLocation: async (...args: Parameters<Vault['installations']['findByLocation']>) => {
           if (!hidden && args[1] === locationId) {
             hidden = true
             return undefined
           }
-          return h.vault.findByLocation(...args)
+          return h.vault.installations.findByLocation(...args)
         },
-        findByCompany: async (...args: Parameters<Vault['findByCompany']>) => {
+        findByCompany: async (...args: Parameters<Vault['installations']['findByCompany']>) => {
           mintStarted()
           await gate
-          return h.vault.findByCompany(...args)
+          return h.vault.installations.findByCompany(...args)
         },
-        getInstallation: async (...args: Parameters<Vault['getInstallation']>) => {
-          const row = await h.vault.getInstallation(...args)
+        get: async (...args: Parameters<Vault['installations']['get']>) => {
+          const row = await h.vault.installations.get(...args)
           if (++reads === 1) setImmediate(reread)
           return row
+        },
         },
       })
       const svc = h.newTokenService({ vault: racing })

@@ -78,9 +78,9 @@ for (const dialect of DIALECTS) {
     test('invalidate() drops the entry here and, through Redis, on the other instances', async () => {
       const [gb, ga] = [await b.getAccessToken(target()), await a.getAccessToken(target())]
       assert.equal(ga.version, gb.version)
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       // A change the instances are not told about (as a re-install by another process would be)…
-      await h.vault.updateTokens(inst.id, row!.version, { ...row!.tokens!, expiresAt: new Date(row!.tokens!.expiresAt.getTime() - 1000) })
+      await h.vault.installations.updateTokens(inst.id, row!.version, { ...row!.tokens!, expiresAt: new Date(row!.tokens!.expiresAt.getTime() - 1000) })
       assert.equal((await b.getAccessToken(target())).version, gb.version, 'cached until invalidated')
       // …until one of them invalidates it.
       b.invalidate(inst.id)

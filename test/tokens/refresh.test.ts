@@ -90,7 +90,7 @@ for (const dialect of DIALECTS) {
       const stats = await h.stats()
       assert.deepEqual(stats.token.refresh_token, { ok: 1, error: 0 })
       assert.equal(refreshed.length, 1)
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       assert.equal(row!.version, inst.version + 1)
       assert.notEqual(row!.tokens!.refreshToken, inst.tokens!.refreshToken)
     })
@@ -123,26 +123,30 @@ for (const dialect of DIALECTS) {
       let raced = false
       let inLock = false
       const racing = wrapVault(h.vault, {
-        withRefreshLock: async (_id: string, fn: () => Promise<unknown>) => {
-          inLock = true
-          try {
-            return await fn()
-          } finally {
-            inLock = false
-          }
+        locks: {
+          withRefreshLock: (async (_id: string, fn: () => Promise<unknown>) => {
+            inLock = true
+            try {
+              return await fn()
+            } finally {
+              inLock = false
+            }
+          }) as Vault['locks']['withRefreshLock'],
         },
-        getInstallation: async (id: string) => {
-          const row = await h.vault.getInstallation(id)
-          if (inLock && !raced) {
-            raced = true
-            await h.tokens.refreshNow(id)
-          }
-          return row
+        installations: {
+          get: async (id: string) => {
+            const row = await h.vault.installations.get(id)
+            if (inLock && !raced) {
+              raced = true
+              await h.tokens.refreshNow(id)
+            }
+            return row
+          },
         },
       })
       const worker = h.newTokenService({ vault: racing })
       const reconnected = collect(worker, 'reconnected')
-      const before = await h.vault.getInstallation(inst.id)
+      const before = await h.vault.installations.get(inst.id)
       const g = await worker.refreshNow(inst.id)
       const stats = await h.stats()
       assert.deepEqual(stats.token.refresh_token, { ok: 1, error: 1 }, 'one rotation, one invalid_grant')
@@ -155,7 +159,7 @@ for (const dialect of DIALECTS) {
     })
 
     test('dead grant (refresh token revoked at HighLevel) → recovered through Reconnect', async () => {
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       await h.control('POST', '/_sandbox/tokens/revoke', { token: row!.tokens!.refreshToken })
       const reconnected = collect(h.tokens, 'reconnected')
       clock.advance(DAY_MS)
@@ -165,17 +169,17 @@ for (const dialect of DIALECTS) {
       assert.equal(stats.reconnect.ok, 1)
       assert.deepEqual(stats.token.refresh_token, { ok: 0, error: 1 })
       assert.deepEqual(reconnected, [{ installationId: inst.id }])
-      const after = await h.vault.getInstallation(inst.id)
+      const after = await h.vault.installations.get(inst.id)
       assert.equal(after!.status, 'active')
       assert.notEqual(after!.tokens!.refreshToken, row!.tokens!.refreshToken)
       // The new refresh token works.
       await h.tokens.refreshNow(inst.id)
       assert.equal((await h.stats()).token.refresh_token.ok, 1)
-      assert.ok((await h.vault.listAudit(inst.id)).some((a) => a.action === 'reconnected'))
+      assert.ok((await h.vault.audit.list(inst.id)).some((a) => a.action === 'reconnected'))
     })
 
     test('dead grant and Reconnect refused → needs_reauthorization (row kept), event, ReauthorizationRequiredError', async () => {
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       await h.control('POST', '/_sandbox/tokens/revoke', { token: row!.tokens!.refreshToken })
       await h.control('PUT', '/_sandbox/settings', { reconnect: 'refuse' })
       try {
@@ -192,10 +196,10 @@ for (const dialect of DIALECTS) {
         assert.equal(events.length, 1)
         assert.equal(events[0]!.installationId, inst.id)
         assert.match(events[0]!.reason, /invalid_grant/)
-        const after = await h.vault.getInstallation(inst.id)
+        const after = await h.vault.installations.get(inst.id)
         assert.equal(after!.status, 'needs_reauthorization')
         assert.match(after!.statusReason ?? '', /Reconnect refused/)
-        assert.equal((await h.vault.listInstallations()).length, 1, 'the row is kept')
+        assert.equal((await h.vault.installations.list()).length, 1, 'the row is kept')
         // Later calls fail at once without calling HighLevel.
         const before = await h.stats()
         await assert.rejects(h.tokens.getAccessToken(target), ReauthorizationRequiredError)
@@ -219,9 +223,9 @@ for (const dialect of DIALECTS) {
 
     test('token endpoint 500 beyond the retries → error thrown, row unchanged, old refresh token still works', async () => {
       await h.control('POST', '/_sandbox/faults', { endpoint: 'token', kind: 'error500', count: 3 })
-      const before = await h.vault.getInstallation(inst.id)
+      const before = await h.vault.installations.get(inst.id)
       await assert.rejects(h.tokens.refreshNow(inst.id), (e: unknown) => e instanceof GhlError && e.code === 'GHL_UPSTREAM_UNAVAILABLE')
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       assert.equal(row!.version, before!.version)
       assert.equal(row!.status, 'active')
       assert.equal(row!.tokens!.refreshToken, before!.tokens!.refreshToken)
@@ -233,7 +237,7 @@ for (const dialect of DIALECTS) {
     test('token endpoint hangs → GHL_TIMEOUT after retries, installation not marked dead, refresh works after', async () => {
       await h.control('POST', '/_sandbox/faults', { endpoint: 'token', kind: 'hang', count: 3, hangMs: 3000 })
       await assert.rejects(h.tokens.refreshNow(inst.id), (e: unknown) => e instanceof GhlError && e.code === 'GHL_TIMEOUT')
-      assert.equal((await h.vault.getInstallation(inst.id))!.status, 'active')
+      assert.equal((await h.vault.installations.get(inst.id))!.status, 'active')
       const s = await h.tokens.refreshNow(inst.id)
       assert.equal(s.version, inst.version + 1)
     })
@@ -248,7 +252,7 @@ for (const dialect of DIALECTS) {
       await assert.rejects(waiting, (e: unknown) => e instanceof GhlError && e.code === 'GHL_ABORTED')
       const g = await patient
       assert.equal(g.version, inst.version + 1)
-      assert.equal(await h.vault.getVersion(inst.id), inst.version + 1)
+      assert.equal(await h.vault.installations.getVersion(inst.id), inst.version + 1)
       assert.deepEqual((await h.stats()).token.refresh_token, { ok: 1, error: 1 })
     })
 
@@ -265,7 +269,7 @@ for (const dialect of DIALECTS) {
       await assert.rejects(h.tokens.getAccessToken({ kind: 'location', id: 'no-such-location' }), NotInstalledError)
       await assert.rejects(h.tokens.getAccessToken({ kind: 'company', id: 'no-such-company' }), NotInstalledError)
       await h.tokens.getAccessToken(target)
-      await h.vault.setStatus(inst.id, 'uninstalled', { wipeTokens: true })
+      await h.vault.installations.setStatus(inst.id, 'uninstalled', { wipeTokens: true })
       h.tokens.invalidate(inst.id)
       await assert.rejects(h.tokens.getAccessToken(target), (e: unknown) => e instanceof NotInstalledError && e.status === 404)
     })
@@ -305,12 +309,12 @@ for (const dialect of DIALECTS) {
       const svc = h.newTokenService({ logger })
       const events: unknown[] = []
       for (const e of ['refreshed', 'reconnected', 'minted', 'reauthorizationRequired'] as const) svc.on(e, (p) => events.push(p))
-      const row = await h.vault.getInstallation(inst.id)
+      const row = await h.vault.installations.get(inst.id)
       await h.control('POST', '/_sandbox/faults', { endpoint: 'token', kind: 'error500', count: 1 })
       await svc.refreshNow(inst.id)
-      await h.control('POST', '/_sandbox/tokens/revoke', { token: (await h.vault.getInstallation(inst.id))!.tokens!.refreshToken })
+      await h.control('POST', '/_sandbox/tokens/revoke', { token: (await h.vault.installations.get(inst.id))!.tokens!.refreshToken })
       await svc.refreshNow(inst.id)
-      const after = await h.vault.getInstallation(inst.id)
+      const after = await h.vault.installations.get(inst.id)
       const secrets = [row!.tokens!.accessToken, row!.tokens!.refreshToken!, after!.tokens!.accessToken, after!.tokens!.refreshToken!]
       const text = lines.join('\n') + JSON.stringify(events)
       assert.ok(lines.length > 0 && events.length === 2)

@@ -37,6 +37,7 @@ const unreachableTokens: TokenManager = {
   },
   mintLocationToken: () => Promise.reject(new Error('tokens.mintLocationToken must not be called here')),
   refreshNow: () => Promise.reject(new Error('tokens.refreshNow must not be called here')),
+  coverLocations: () => Promise.reject(new Error('tokens.coverLocations must not be called here')),
 }
 
 function makeConfig(databaseUrl: string, env: Record<string, string> = {}): Config {
@@ -105,9 +106,9 @@ for (const dialect of DIALECTS) {
     async function snapshot(): Promise<unknown> {
       const webhooks: Record<string, WebhookEventRecord[]> = {}
       for (const status of ['pending', 'processed', 'failed', 'waiting'] as const) {
-        webhooks[status] = await vault.listWebhooks({ status, limit: 10_000 })
+        webhooks[status] = await vault.webhooks.list({ status, limit: 10_000 })
       }
-      return { webhooks, installations: await vault.listInstallations(), audit: await vault.listAudit() }
+      return { webhooks, installations: await vault.installations.list(), audit: await vault.audit.list() }
     }
 
     async function assertRejected(
@@ -146,12 +147,12 @@ for (const dialect of DIALECTS) {
       answered = true
       assert.deepEqual(res, { status: 200, body: { ok: true, webhookId: event.webhookId } })
       // Persisted before the answer, processed after it.
-      const stored = (await vault.listWebhooks({ status: 'pending', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+      const stored = (await vault.webhooks.list({ status: 'pending', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.ok(stored || got.length === 1, 'the event was not persisted before the answer')
       await receiver.idle()
       assert.equal(got.length, 1)
       assert.deepEqual(got[0], event)
-      const processed = (await vault.listWebhooks({ status: 'processed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+      const processed = (await vault.webhooks.list({ status: 'processed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.equal(processed?.attempts, 0)
       assert.equal(processed?.locationId, 'loc-1')
       assert.equal(processed?.receivedAt.getTime(), clock.now())
@@ -381,13 +382,13 @@ for (const dialect of DIALECTS) {
       const event = contactEvent(clock, { type: 'ContactUpdate' })
       assert.equal((await receiver.receive(signed(JSON.stringify(event)))).status, 200)
       await receiver.idle()
-      const failed = (await vault.listWebhooks({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+      const failed = (await vault.webhooks.list({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.equal(failed?.attempts, 1)
       assert.equal(failed?.lastError, 'crm down')
       await receiver.runMaintenance()
       await receiver.idle()
       assert.equal(calls, 2)
-      const done = (await vault.listWebhooks({ status: 'processed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+      const done = (await vault.webhooks.list({ status: 'processed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.ok(done, 'the retried event was not marked processed')
       assert.equal(done.attempts, 1)
     })
@@ -408,17 +409,17 @@ for (const dialect of DIALECTS) {
       await receiver.stop()
       off()
       assert.equal(calls, 3, 'maxAttempts is 3')
-      const failed = (await vault.listWebhooks({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+      const failed = (await vault.webhooks.list({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.equal(failed?.attempts, 3)
       assert.equal(failed?.lastError, 'still failing 3')
-      const gaveUp = (await vault.listAudit()).filter((a) => a.action === 'webhook.failed' && a.detail.webhookId === event.webhookId)
+      const gaveUp = (await vault.audit.list()).filter((a) => a.action === 'webhook.failed' && a.detail.webhookId === event.webhookId)
       assert.equal(gaveUp.length, 1, 'giving up is audited once')
       assert.deepEqual(gaveUp[0]!.detail, { webhookId: event.webhookId, type: 'NoteCreate', attempts: 3, lastError: 'still failing 3' })
     })
 
     test('a pending event left by a process that died is resumed by the loop', async () => {
       const event = contactEvent(clock, { type: 'TaskCreate' })
-      await vault.recordWebhook({
+      await vault.webhooks.record({
         webhookId: String(event.webhookId),
         type: 'TaskCreate',
         payload: event,
@@ -450,7 +451,7 @@ for (const dialect of DIALECTS) {
         failing()
         // A pending event whose process died (never processed, older than one interval).
         const orphan = contactEvent(clock, { type: 'ContactTagUpdate' })
-        await vault.recordWebhook({
+        await vault.webhooks.record({
           webhookId: String(orphan.webhookId),
           type: 'ContactTagUpdate',
           payload: orphan,
@@ -473,7 +474,7 @@ for (const dialect of DIALECTS) {
         await Promise.all(instances.map((r) => r.idle()))
         assert.equal(calls.get(String(event.webhookId)), 1, 'the failed event was retried by both instances')
         assert.equal(calls.get(String(orphan.webhookId)), 1, 'the pending event was resumed by both instances')
-        const processed = await vault.listWebhooks({ status: 'processed', limit: 10_000 })
+        const processed = await vault.webhooks.list({ status: 'processed', limit: 10_000 })
         const done = processed.find((w) => w.webhookId === event.webhookId)
         assert.equal(done?.attempts, 1)
         assert.ok(processed.some((w) => w.webhookId === orphan.webhookId))
@@ -490,7 +491,7 @@ for (const dialect of DIALECTS) {
     test('an event claimed by another instance is not processed here until the claim passes', async () => {
       const event = contactEvent(clock, { type: 'ContactDndUpdate' })
       const id = String(event.webhookId)
-      await vault.recordWebhook({
+      await vault.webhooks.record({
         webhookId: id,
         type: 'ContactDndUpdate',
         payload: event,
@@ -500,20 +501,20 @@ for (const dialect of DIALECTS) {
         expiresAt: new Date(clock.now() + 3_600_000),
       })
       // Another instance is processing it (its claim runs to now + 120 s).
-      assert.equal(await vault.claimWebhook(id, 'other-instance', new Date(clock.now() + 120_000), { now: new Date(clock.now()) }), true)
+      assert.equal(await vault.webhooks.claim(id, 'other-instance', new Date(clock.now() + 120_000), { now: new Date(clock.now()) }), true)
       let calls = 0
       receiver.on('ContactDndUpdate', () => void calls++)
       clock.advance(100)
       await receiver.runMaintenance()
       await receiver.idle()
       assert.equal(calls, 0)
-      assert.ok((await vault.listWebhooks({ status: 'pending', limit: 10_000 })).some((w) => w.webhookId === id))
+      assert.ok((await vault.webhooks.list({ status: 'pending', limit: 10_000 })).some((w) => w.webhookId === id))
       // That instance died: once its claim has passed, the event is taken over.
       clock.advance(120_000)
       await receiver.runMaintenance()
       await receiver.idle()
       assert.equal(calls, 1)
-      assert.ok((await vault.listWebhooks({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id))
+      assert.ok((await vault.webhooks.list({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id))
     })
 
     test('maintenance purges records past their retention; a replay of a purged event is then stale, never processed again', async () => {
@@ -525,10 +526,10 @@ for (const dialect of DIALECTS) {
       const id = JSON.parse(input.rawBody.toString()).webhookId as string
       clock.advance(3_599_999)
       await receiver.runMaintenance()
-      assert.ok((await vault.listWebhooks({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id), 'not yet expired')
+      assert.ok((await vault.webhooks.list({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id), 'not yet expired')
       clock.advance(1)
       await receiver.runMaintenance()
-      assert.ok(!(await vault.listWebhooks({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id), 'purged')
+      assert.ok(!(await vault.webhooks.list({ status: 'processed', limit: 10_000 })).some((w) => w.webhookId === id), 'purged')
       const replay = await receiver.receive(input)
       assert.equal(replay.status, 400)
       assert.equal(replay.body.code, 'GHL_WEBHOOK_STALE')
@@ -541,9 +542,9 @@ for (const dialect of DIALECTS) {
       const res = await receiver.receive(signed(JSON.stringify(body)))
       assert.equal(res.status, 200)
       await receiver.idle()
-      const audit = (await vault.listAudit()).filter((a) => a.action === 'webhook.uninstall.unknown')
+      const audit = (await vault.audit.list()).filter((a) => a.action === 'webhook.uninstall.unknown')
       assert.ok(audit.some((a) => a.detail.locationId === 'never-installed'))
-      assert.deepEqual(await vault.listInstallations(), [])
+      assert.deepEqual(await vault.installations.list(), [])
     })
 
     test('forwarding: verified events are POSTed with the event headers; a failing endpoint is retried', async () => {
@@ -569,7 +570,7 @@ for (const dialect of DIALECTS) {
         await fwd.receive(signed(JSON.stringify(event)))
         await fwd.idle()
         assert.equal(seen.length, 1)
-        const failed = (await vault.listWebhooks({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
+        const failed = (await vault.webhooks.list({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
         assert.match(failed?.lastError ?? '', /answered 503/)
         await fwd.runMaintenance()
         await fwd.idle()
@@ -577,7 +578,7 @@ for (const dialect of DIALECTS) {
         assert.equal(seen[1]!.headers['x-ghl-connect-event'], 'OpportunityStatusUpdate')
         assert.equal(seen[1]!.headers['x-ghl-connect-webhook-id'], event.webhookId)
         assert.deepEqual(JSON.parse(seen[1]!.body), event)
-        assert.ok((await vault.listWebhooks({ status: 'processed', limit: 1000 })).some((w) => w.webhookId === event.webhookId))
+        assert.ok((await vault.webhooks.list({ status: 'processed', limit: 1000 })).some((w) => w.webhookId === event.webhookId))
       } finally {
         server.close()
       }

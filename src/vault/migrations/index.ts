@@ -6,6 +6,7 @@
 import type { Migration, MigrationProvider } from 'kysely'
 import { initialMigration } from './0001-initial.js'
 import { webhookClaimsMigration } from './0002-webhook-claims.js'
+import { lifecycleAndScaleMigration } from './0003-lifecycle-and-scale.js'
 
 /** The dialects the vault runs on. */
 export type VaultDialect = 'sqlite' | 'postgres'
@@ -17,6 +18,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
       return {
         '0001-initial': initialMigration(dialect),
         '0002-webhook-claims': webhookClaimsMigration(),
+        '0003-lifecycle-and-scale': lifecycleAndScaleMigration(),
       }
     },
   }

@@ -1,0 +1,181 @@
+/**
+ * The background refresher: refreshes OAuth installations before their access token enters the refresh
+ * margin, refresh tokens before they die unused (a year after issue), and retries suspended ones on a
+ * slow schedule — so calls almost never wait for a refresh.
+ *
+ * - Reads due rows a page at a time from indexes on expiry, refresh-token age and retry time (never the
+ *   whole table), claiming each page for a while so that several instances share the sweep without
+ *   doing the same work twice (a refresh also re-checks under the installation's lock, so a lapsed
+ *   claim costs a read, never a second refresh).
+ * - Its concurrency adapts to the token endpoint: it grows while answers come back fast and without
+ *   errors, and halves on a failure or a slow answer, between 1 and `maxConcurrency` (HighLevel's token
+ *   endpoint is HighLevel's: the ceiling is a setting, conservative by default).
+ * - A sweep keeps going while pages come back full, so a backlog (10 % of 100,000 due at once) is worked
+ *   off continuously rather than one page per interval.
+ */
+import { randomUUID } from 'node:crypto'
+import { performance } from 'node:perf_hooks'
+import { GhlError } from '../errors.js'
+import type { InstallationSummary } from '../vault/types.js'
+import type { RefreshCoordinator } from './refresh-coordinator.js'
+import { isTransient, type TokenContext } from './token-context.js'
+
+/** Settings of {@link BackgroundRefresher}. */
+export interface BackgroundRefresherOptions {
+  /** Time between sweeps (ms). */
+  intervalMs: number
+  /** Refreshes running at once, at most (default `config.refresher.maxConcurrency`). */
+  concurrency?: number
+  /** Due rows read per query (default `config.refresher.pageSize`). */
+  pageSize?: number
+  /** Also refresh installations whose refresh token was issued this long ago (default 300 days). */
+  idleRefreshAfterMs?: number
+  /** A token-endpoint answer slower than this shrinks the concurrency (default 2000 ms). */
+  slowMs?: number
+}
+
+/** What one sweep did. */
+export interface SweepResult {
+  /** Refreshes this instance made (HighLevel was asked). */
+  refreshed: number
+  /** Rows looked at (incl. those a peer had refreshed already). */
+  examined: number
+  failed: number
+  /** Queries that read due rows. */
+  pages: number
+}
+
+/** See the file comment. */
+export class BackgroundRefresher {
+  readonly #t: TokenContext
+  readonly #coordinator: RefreshCoordinator
+  readonly #options: Required<BackgroundRefresherOptions>
+  readonly #owner = `sweep:${process.pid}:${randomUUID()}`
+  #timer: NodeJS.Timeout | undefined
+  #running: Promise<SweepResult> | undefined
+  #stopped = false
+  #concurrency: number
+
+  constructor(context: TokenContext, coordinator: RefreshCoordinator, options: BackgroundRefresherOptions) {
+    this.#t = context
+    this.#coordinator = coordinator
+    this.#options = {
+      intervalMs: options.intervalMs,
+      concurrency: Math.max(1, options.concurrency ?? context.config.refresher.maxConcurrency),
+      pageSize: Math.max(1, options.pageSize ?? context.config.refresher.pageSize),
+      idleRefreshAfterMs: options.idleRefreshAfterMs ?? 300 * 24 * 3600_000,
+      slowMs: options.slowMs ?? 2000,
+    }
+    this.#concurrency = Math.min(4, this.#options.concurrency)
+  }
+
+  /** The concurrency the last sweep ended with. */
+  get concurrency(): number {
+    return this.#concurrency
+  }
+
+  /** Starts sweeping every `intervalMs`. */
+  start(): void {
+    this.#schedule()
+  }
+
+  /** Stops sweeping; resolves when the sweep in progress (if any) has finished its refreshes. */
+  async stop(): Promise<void> {
+    this.#stopped = true
+    clearTimeout(this.#timer)
+    await this.#running?.catch(() => {})
+  }
+
+  /** Runs one sweep now (joining one in progress); resolves with the number of installations refreshed. */
+  async runOnce(): Promise<number> {
+    return (await this.sweep()).refreshed
+  }
+
+  /** One sweep, with its figures. */
+  sweep(): Promise<SweepResult> {
+    this.#running ??= this.#sweep().finally(() => {
+      this.#running = undefined
+    })
+    return this.#running
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return
+    this.#timer = setTimeout(() => {
+      this.sweep()
+        .catch((err: unknown) => this.#t.logger.warn({ err }, 'background refresh sweep failed'))
+        .finally(() => this.#schedule())
+    }, this.#options.intervalMs)
+    this.#timer.unref()
+  }
+
+  async #sweep(): Promise<SweepResult> {
+    const t: TokenContext = this.#t
+    const o = this.#options
+    const result: SweepResult = { refreshed: 0, examined: 0, failed: 0, pages: 0 }
+    // Rows expiring before the next sweep's margin are due now (so none enters the margin unrefreshed).
+    for (;;) {
+      if (this.#stopped || t.closing) return result
+      const now = t.clock.now()
+      const page = await t.vault.installations.due({
+        clientId: t.config.clientId,
+        expiresBefore: new Date(now + t.config.refreshMarginMs + o.intervalMs),
+        issuedBefore: new Date(now - o.idleRefreshAfterMs),
+        now: new Date(now),
+        limit: o.pageSize,
+        claim: { owner: this.#owner, claimMs: Math.max(o.intervalMs, t.refreshBudgetMs * 2) },
+      })
+      result.pages++
+      if (page.length === 0) return result
+      await this.#work(page, result)
+      if (page.length < o.pageSize) return result
+    }
+  }
+
+  /** Refreshes a page with an adaptive number of workers. */
+  async #work(page: InstallationSummary[], result: SweepResult): Promise<void> {
+    const t: TokenContext = this.#t
+    let next = 0
+    let active = 0
+    await new Promise<void>((resolve) => {
+      const launch = (): void => {
+        while (!this.#stopped && !t.closing && active < this.#concurrency && next < page.length) {
+          const inst = page[next++]!
+          active++
+          const started = performance.now()
+          this.#coordinator
+            .refresh(inst.id, inst.version, { force: true, allowSuspended: true })
+            .then(
+              ({ refreshed }) => {
+                result.examined++
+                if (refreshed) result.refreshed++
+                this.#adapt(performance.now() - started, true)
+              },
+              (err: unknown) => {
+                result.examined++
+                result.failed++
+                // Only blips of HighLevel (or waits on the lock) say the endpoint is strained.
+                this.#adapt(performance.now() - started, !(isTransient(err) || (err instanceof GhlError && err.code === 'GHL_LOCK_TIMEOUT')))
+                const code = err instanceof GhlError ? err.code : 'GHL_INTERNAL'
+                const level = code === 'GHL_INSTALLATION_SUSPENDED' || code === 'GHL_REAUTHORIZATION_REQUIRED' ? 'info' : 'warn'
+                t.logger[level]({ installationId: inst.id, code, err: level === 'warn' ? err : undefined }, 'background refresh failed')
+              },
+            )
+            .finally(() => {
+              active--
+              if (active === 0 && (next >= page.length || this.#stopped || t.closing)) resolve()
+              else launch()
+            })
+        }
+        if (active === 0) resolve()
+      }
+      launch()
+    })
+  }
+
+  /** Additive increase while answers are fast and good, multiplicative decrease otherwise. */
+  #adapt(ms: number, ok: boolean): void {
+    if (!ok || ms > this.#options.slowMs) this.#concurrency = Math.max(1, Math.floor(this.#concurrency / 2))
+    else this.#concurrency = Math.min(this.#options.concurrency, this.#concurrency + 1)
+  }
+}

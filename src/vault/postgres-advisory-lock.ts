@@ -1,0 +1,103 @@
+/**
+ * The refresh lock on PostgreSQL: a transaction-scoped advisory lock on a dedicated pooled connection
+ * (see `refresh-lock.ts` for why the lock exists and how it holds). Every wait is bounded by the
+ * caller's deadline: the wait for a pooled connection, the wait for the lock (`lock_timeout`, applied
+ * to advisory locks too — SQLSTATE 55P03), and each statement on a server that stops answering
+ * (`query_timeout` of the pool).
+ */
+import { createHash } from 'node:crypto'
+import type pg from 'pg'
+import { GhlError } from '../errors.js'
+import { lockAborted, lockNotInstalled, lockTimeout, remaining, type RefreshLockBackend } from './refresh-lock.js'
+
+/** A signed 64-bit advisory-lock key for an installation id (as text, cast to bigint in SQL). */
+export function advisoryLockKey(id: string): string {
+  return createHash('sha256').update(`ghl-connect:refresh-lock:${id}`).digest().readBigInt64BE(0).toString()
+}
+
+/** The least time given to obtain a pooled connection, even for a lock taken without waiting (`waitMs: 0`). */
+const CONNECT_GRACE_MS = 1000
+
+/** PostgreSQL: a transaction-scoped advisory lock on a dedicated pooled connection. */
+export class PostgresAdvisoryLock implements RefreshLockBackend {
+  readonly #pool: pg.Pool
+
+  /** @param pool - A pool used for nothing but locks (so holders can never starve `fn` of connections). */
+  constructor(pool: pg.Pool) {
+    this.#pool = pool
+  }
+
+  async run<T>(id: string, deadline: number, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const waitMs = remaining(deadline)
+    const client = await this.#connect(id, deadline, waitMs, signal)
+    let broken = false
+    try {
+      await client.query('begin')
+      const exists = await client.query('select 1 from installations where id = $1', [id])
+      if (exists.rowCount === 0) throw lockNotInstalled(id)
+      const key = advisoryLockKey(id)
+      const left = remaining(deadline)
+      if (left <= 0) {
+        const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1::bigint) as locked', [key])
+        if (!rows[0]?.locked) throw lockTimeout(id, waitMs)
+      } else {
+        await client.query(`select set_config('lock_timeout', $1, true)`, [`${left}ms`])
+        try {
+          await client.query('select pg_advisory_xact_lock($1::bigint)', [key])
+        } catch (err) {
+          if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
+          throw err
+        }
+        // lock_timeout is transaction-local; reset it so nothing else in this transaction inherits it.
+        await client.query(`select set_config('lock_timeout', '0', true)`)
+      }
+      const result = await fn()
+      // The lock's transaction writes nothing (fn writes through the other pool): a commit that fails
+      // (the server stopped answering) loses nothing — the session ends and the lock with it.
+      await client.query('commit').catch(() => {
+        broken = true
+      })
+      return result
+    } catch (err) {
+      if (broken) throw err
+      // A rollback that fails (the server stopped answering) leaves the connection unusable: destroy it,
+      // which ends the session and with it the lock.
+      await client.query('rollback').catch(() => {
+        broken = true
+      })
+      throw err
+    } finally {
+      client.release(broken ? true : undefined)
+    }
+  }
+
+  /** A pooled connection within the deadline; one that arrives after it goes straight back. */
+  async #connect(id: string, deadline: number, waitMs: number, signal: AbortSignal | undefined): Promise<pg.PoolClient> {
+    if (signal?.aborted) throw lockAborted(id, signal)
+    const pending = this.#pool.connect()
+    let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
+    const bounded = new Promise<never>((_, reject) => {
+      // A short grace even when nothing is left of the wait: making a connection is not waiting for a holder.
+      timer = setTimeout(() => reject(lockTimeout(id, waitMs)), Math.max(CONNECT_GRACE_MS, remaining(deadline)))
+      if (signal) {
+        onAbort = () => reject(lockAborted(id, signal))
+        signal.addEventListener('abort', onAbort, { once: true })
+      }
+    })
+    try {
+      return await Promise.race([pending, bounded])
+    } catch (err) {
+      pending.then((c) => c.release(), () => {})
+      if (err instanceof GhlError) throw err
+      throw new GhlError('GHL_DATABASE_UNAVAILABLE', `PostgreSQL gave no connection for the refresh lock: ${(err as Error).message}`, { cause: err })
+    } finally {
+      clearTimeout(timer)
+      if (onAbort) signal!.removeEventListener('abort', onAbort)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.end()
+  }
+}
