@@ -103,9 +103,8 @@ export interface Config {
   readonly webhookPath: string
   /**
    * PEM (or base64 raw 32-byte) Ed25519 public keys for `x-ghl-signature` — several during a key
-   * rollover (PEM blocks one after another, or base64 keys separated by commas). The first, if any.
+   * rollover (PEM blocks one after another, or base64 keys separated by commas).
    */
-  readonly webhookEd25519PublicKey: string | undefined
   readonly webhookEd25519PublicKeys: readonly string[]
   /** PEM RSA public key for `x-wh-signature`; HighLevel's published key by default. */
   readonly webhookRsaPublicKey: string
@@ -289,7 +288,6 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     connectorApiKey,
     sharedSecret: env.GHL_SHARED_SECRET?.trim() || undefined,
     webhookPath,
-    webhookEd25519PublicKey: ed25519Keys[0],
     webhookEd25519PublicKeys: ed25519Keys,
     webhookRsaPublicKey: env.GHL_WEBHOOK_RSA_PUBLIC_KEY?.trim() || HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY,
     allowUnsignedWebhooks,

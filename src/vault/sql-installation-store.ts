@@ -160,6 +160,8 @@ export class SqlInstallationStore implements InstallationStore {
           last_refresh_at: eb.ref('excluded.last_refresh_at'),
           last_error: null,
           retry_at: null,
+          sweep_owner: null,
+          sweep_until: null,
           version: eb('installations.version', '+', 1),
           updated_at: eb.ref('excluded.updated_at'),
         }))
@@ -259,6 +261,8 @@ export class SqlInstallationStore implements InstallationStore {
         last_refresh_at: now,
         last_error: null,
         retry_at: null,
+        sweep_owner: null,
+        sweep_until: null,
         version: eb('version', '+', 1),
         updated_at: now,
       }))
@@ -291,6 +295,8 @@ export class SqlInstallationStore implements InstallationStore {
       .set((eb) => ({
         status,
         status_reason: options.reason ?? null,
+        sweep_owner: null,
+        sweep_until: null,
         version: eb('version', '+', 1),
         updated_at: this.#ctx.clock.now(),
         ...(options.retryAt !== undefined ? { retry_at: options.retryAt === null ? null : options.retryAt.getTime() } : {}),
@@ -317,6 +323,8 @@ export class SqlInstallationStore implements InstallationStore {
         refresh_failures: eb('refresh_failures', '+', 1),
         last_error: failure.error.slice(0, 500),
         retry_at: failure.retryAt === null ? null : failure.retryAt.getTime(),
+        sweep_owner: null,
+        sweep_until: null,
       }))
       .where('id', '=', id)
       .returning('refresh_failures')

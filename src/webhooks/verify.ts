@@ -124,7 +124,7 @@ function decodeSignature(value: string, name: string): Buffer {
  * Verifies with keys parsed once at construction. Use one per process (the receiver does).
  *
  * @example
- * const verifier = new WebhookVerifier({ ed25519: config.webhookEd25519PublicKey, rsa: config.webhookRsaPublicKey })
+ * const verifier = new WebhookVerifier({ ed25519: config.webhookEd25519PublicKeys, rsa: config.webhookRsaPublicKey })
  * verifier.verify(rawBody, req.headers) // throws WebhookRejectedError GHL_WEBHOOK_SIGNATURE_INVALID
  */
 export class WebhookVerifier {

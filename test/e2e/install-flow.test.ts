@@ -170,10 +170,10 @@ describe('install flow: bad input gets a clear page and stores nothing', () => {
     await assertNothingStored()
   })
 
-  test('missing state', async () => {
+  test('no state (an install started on HighLevel) with a code HighLevel never issued → refused at the exchange', async () => {
     const r = await callback({ code: 'whatever' })
     assert.equal(r.status, 400)
-    assert.equal(r.code, 'GHL_OAUTH_STATE_INVALID')
+    assert.equal(r.code, 'GHL_OAUTH_GRANT_REJECTED')
     await assertNothingStored()
   })
 
@@ -229,11 +229,14 @@ describe('install flow: bad input gets a clear page and stores nothing', () => {
     assert.equal(replay.status, 400)
     assert.equal(replay.code, 'GHL_OAUTH_STATE_INVALID', 'reused state')
 
-    // The same code with a fresh, valid state: the code itself is dead.
+    // The same code with a fresh, valid state: refused before it reaches HighLevel.
+    const exchanges = (await sandboxJson(stack.sandbox, 'GET', '/_sandbox/stats')).token.authorization_code
     const other = await startInstall()
     const reused = await callback({ code: query.code!, state: other.searchParams.get('state')! })
     assert.equal(reused.status, 400)
-    assert.equal(reused.code, 'GHL_OAUTH_GRANT_REJECTED', 'reused code')
+    assert.equal(reused.code, 'GHL_OAUTH_CODE_REUSED', 'reused code')
+    assert.match(reused.html, /already used/)
+    assert.deepEqual((await sandboxJson(stack.sandbox, 'GET', '/_sandbox/stats')).token.authorization_code, exchanges)
     const after = await stack.connector.installations()
     assert.deepEqual(after.map((r) => [r.id, r.version]), rows.map((r) => [r.id, r.version]), 'the stored row is untouched')
   })
@@ -246,7 +249,7 @@ describe('install flow: agency, mismatched redirect URI', () => {
       const company = stack.sandbox.companies[0]!
       const res = await installViaHttp(stack, { companyId: company.companyId, webhookTiming: 'none' })
       assert.equal(res.status, 200, res.html)
-      const rows = await stack.connector.installations()
+      const rows = await stack.connector.installations({ userType: 'Company' })
       assert.equal(rows.length, 1)
       assert.equal(rows[0]!.locationId, null)
       assert.equal(rows[0]!.companyId, company.companyId)

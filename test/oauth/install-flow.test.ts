@@ -72,9 +72,12 @@ for (const dialect of DIALECTS) {
       assert.deepEqual((await h.stats()).token.authorization_code, before)
     })
 
-    test('missing state → GHL_OAUTH_STATE_INVALID', async () => {
+    test('with GHL_INSTALL_REQUIRE_STATE, a callback without state → GHL_OAUTH_STATE_INVALID, code not exchanged', async () => {
+      const strict = new InstallFlow({ config: loadConfig({ env: { ...h.env, GHL_INSTALL_REQUIRE_STATE: 'true' } }), vault: h.vault, clock })
+      const before = (await h.stats()).token.authorization_code
       const query = await h.consent(undefined, { locationId })
-      await rejects(flow.complete({ code: query.code }), 'GHL_OAUTH_STATE_INVALID', /no state/)
+      await rejects(strict.complete({ code: query.code }), 'GHL_OAUTH_STATE_INVALID', /no state parameter.*GHL_INSTALL_REQUIRE_STATE/)
+      assert.deepEqual((await h.stats()).token.authorization_code, before)
     })
 
     test('expired state (clock moved past 10 minutes) → GHL_OAUTH_STATE_INVALID', async () => {
@@ -151,12 +154,41 @@ for (const dialect of DIALECTS) {
 
       // Replaying the same callback: the state is spent.
       await assert.rejects(flow.complete(query), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_STATE_INVALID')
-      // The same code with a new state: HighLevel refuses a used code.
+      // The same code with a new state: refused before it reaches HighLevel (which would revoke the
+      // tokens issued from a code used twice, RFC 6749 §4.1.2 — the sandbox does).
+      const exchanges = (await h.stats()).token.authorization_code
       const { state: s2 } = await flow.start()
-      await assert.rejects(flow.complete({ code: query.code, state: s2 }), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_GRANT_REJECTED')
+      await assert.rejects(flow.complete({ code: query.code, state: s2 }), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_CODE_REUSED')
+      assert.deepEqual((await h.stats()).token.authorization_code, exchanges, 'the used code never reached HighLevel')
       const after = await h.vault.installations.list()
       assert.equal(after.length, 1)
       assert.equal(after[0]!.version, listed[0]!.version)
+      // And the installation's tokens still work: nothing was revoked.
+      assert.equal(await h.callApi(installation.tokens!.accessToken, locationId), 200)
+    })
+
+    test('an install that starts on HighLevel (no state at all) completes; replaying its callback is refused, nothing changes', async () => {
+      const other = sandbox.companies[0]!.locations[1]!.locationId
+      const query = await h.consent(undefined, { locationId: other })
+      assert.equal(query.state, undefined, 'HighLevel sends no state for a Marketplace install')
+      const { installation, returnTo } = await flow.completeWithState({ code: query.code })
+      assert.equal(returnTo, undefined)
+      assert.equal(installation.locationId, other)
+      assert.equal(installation.status, 'active')
+      const audit = await h.vault.audit.list(installation.id)
+      assert.equal(audit.at(-1)?.detail.startedBy, 'highlevel')
+      const exchanges = (await h.stats()).token.authorization_code
+      await assert.rejects(flow.complete({ code: query.code }), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_CODE_REUSED')
+      assert.deepEqual((await h.stats()).token.authorization_code, exchanges)
+      assert.equal((await h.vault.installations.get(installation.id))!.version, installation.version)
+      assert.equal(await h.callApi(installation.tokens!.accessToken, other), 200)
+    })
+
+    test('a state that is present must be valid even for an otherwise good code (forged, then used)', async () => {
+      const other = sandbox.companies[0]!.locations[2]!.locationId
+      const query = await h.consent('forged-state-value-0123456789', { locationId: other })
+      await assert.rejects(flow.complete(query), (e: unknown) => e instanceof OAuthError && e.code === 'GHL_OAUTH_STATE_INVALID')
+      assert.equal(await h.vault.installations.findByLocation(h.config.clientId, other), undefined)
     })
   })
 }

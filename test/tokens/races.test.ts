@@ -36,12 +36,12 @@ describe('Redis unreachable at start (sqlite)', () => {
     redis.disconnect()
   })
 
-  test('no unhandled rejection; ready() rejects with GHL_INTERNAL (no secret); tokens are still served and refreshed', async () => {
+  test('no unhandled rejection; ready() rejects with GHL_REDIS_UNAVAILABLE (no secret); tokens are still served and refreshed', async () => {
     const inst = await h.installLocation()
     const svc = h.newTokenService()
     await assert.rejects(svc.ready(), (e: unknown) => {
       assert.ok(e instanceof GhlError)
-      assert.equal(e.code, 'GHL_INTERNAL')
+      assert.equal(e.code, 'GHL_REDIS_UNAVAILABLE')
       assert.match(e.message, /Redis invalidation subscription failed/)
       assert.ok(!e.message.includes(h.config.clientSecret))
       return true

@@ -160,7 +160,7 @@ async function sendSigned(w: World, receiver: WebhookReceiver, event: Record<str
   await receiver.idle()
 }
 function ownReceiver(w: World): WebhookReceiver {
-  const config = { ...w.config, webhookEd25519PublicKey: ownKey.publicKey.export({ type: 'spki', format: 'pem' }).toString() }
+  const config = { ...w.config, webhookEd25519PublicKeys: [ownKey.publicKey.export({ type: 'spki', format: 'pem' }).toString()] }
   return new WebhookReceiver({ config, vault: w.vault, tokens: w.tokens, retry: { intervalMs: 60_000, maxAttempts: 5 } })
 }
 
@@ -343,6 +343,7 @@ describe('lifecycle: agency (bulk) install', () => {
       assert.equal((await w.vault.webhooks.list({ status: 'processed', limit: 1000 })).length, 1 + company.locations.length)
       const minted = await w.vault.installations.list({ parentId: agency.id, status: 'active' })
       assert.equal(minted.length, company.locations.length)
+      assert.equal(minted.filter((r) => r.expiresAt !== null).length, company.locations.length, 'each holds a token now')
       assert.equal((await stats(w)).locationToken.ok, company.locations.length, 'each location minted exactly once')
     } finally {
       await done()
@@ -379,7 +380,9 @@ describe('lifecycle: agency (bulk) install', () => {
       const receiver = ownReceiver(w)
       await sendSigned(w, receiver, { type: 'INSTALL', appId: w.config.appId, companyId: company.companyId })
       const afterFirst = await w.vault.installations.list({ parentId: agency.id, status: 'active' })
-      assert.equal(afterFirst.length, company.locations.length - 2, 'the location whose mint succeeded is installed')
+      // Every location is recorded as covered by the agency; only the one whose mint succeeded holds a token.
+      assert.equal(afterFirst.length, company.locations.length, 'every listed location is covered')
+      assert.equal(afterFirst.filter((r) => r.expiresAt !== null).length, company.locations.length - 2, 'the location whose mint succeeded is installed')
       const failed = await w.vault.webhooks.list({ status: 'failed', limit: 1000 })
       assert.equal(failed.length, 1)
       assert.equal(failed[0]!.attempts, 1)
@@ -390,6 +393,7 @@ describe('lifecycle: agency (bulk) install', () => {
       assert.equal((await w.vault.webhooks.list({ status: 'processed', limit: 1000 }))[0]?.attempts, 1)
       const minted = await w.vault.installations.list({ parentId: agency.id, status: 'active' })
       assert.equal(minted.length, company.locations.length)
+      assert.equal(minted.filter((r) => r.expiresAt !== null).length, company.locations.length, 'each holds a token now')
       const s = await stats(w)
       assert.equal(s.locationToken.ok, company.locations.length, 'each location minted exactly once')
       assert.equal(s.faults.locationToken, 2)
@@ -513,6 +517,7 @@ describe('lifecycle: a late UNINSTALL never wipes a newer (re-)install', () => {
       await settle(w)
       const minted = await w.vault.installations.list({ parentId: agency.id, status: 'active' })
       assert.equal(minted.length, company.locations.length)
+      assert.equal(minted.filter((r) => r.expiresAt !== null).length, company.locations.length, 'each holds a token now')
       const uninstalledAt = Date.now()
       await waitPast(uninstalledAt)
       // The re-install rewrites the agency row only; the minted locations keep their (older) rows.

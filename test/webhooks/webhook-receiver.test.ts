@@ -5,6 +5,8 @@
  */
 import { test, describe, before, after, beforeEach } from 'node:test'
 import assert from 'node:assert/strict'
+import { GhlError } from '../../src/errors.js'
+import { wrapVault } from '../tokens/harness.js'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
@@ -179,7 +181,7 @@ for (const dialect of DIALECTS) {
     })
 
     test('wrong key configured (a valid HighLevel-style signature, but our config has another public key) → 401', async () => {
-      const other = new WebhookReceiver({ config: { ...config, webhookEd25519PublicKey: pem(otherEd.publicKey) }, vault, tokens: unreachableTokens, clock })
+      const other = new WebhookReceiver({ config: { ...config, webhookEd25519PublicKeys: [pem(otherEd.publicKey)] }, vault, tokens: unreachableTokens, clock })
       await assertRejected(signed(JSON.stringify(contactEvent(clock))), 401, 'GHL_WEBHOOK_SIGNATURE_INVALID', /does not verify/, other)
     })
 
@@ -585,14 +587,28 @@ for (const dialect of DIALECTS) {
     })
 
     test('the vault failing → 500 GHL_INTERNAL (HighLevel will retry), no crash', async () => {
-      const broken: Vault = Object.create(vault, {
-        recordWebhook: { value: () => Promise.reject(new Error('database is down')) },
-      }) as Vault
+      const broken = wrapVault(vault, { webhooks: { record: () => Promise.reject(new Error('database is down')) } })
       const r = new WebhookReceiver({ config, vault: broken, tokens: unreachableTokens, clock })
       const res = await r.receive(signed(JSON.stringify(contactEvent(clock))))
       assert.equal(res.status, 500)
       assert.equal(res.body.code, 'GHL_INTERNAL')
       assert.doesNotMatch(res.body.message ?? '', /database is down/)
+    })
+
+    test('the database not answering → 503 GHL_DATABASE_UNAVAILABLE with Retry-After (HighLevel delivers it again), nothing acknowledged', async () => {
+      const silent = wrapVault(vault, {
+        webhooks: { record: () => Promise.reject(new GhlError('GHL_DATABASE_UNAVAILABLE', 'The database did not answer: timeout')) },
+      })
+      const r = new WebhookReceiver({ config, vault: silent, tokens: unreachableTokens, clock })
+      const event = contactEvent(clock)
+      const res = await r.receive(signed(JSON.stringify(event)))
+      assert.equal(res.status, 503)
+      assert.equal(res.body.code, 'GHL_DATABASE_UNAVAILABLE')
+      assert.equal(res.headers?.['retry-after'], '5')
+      // Positive control: the same delivery, once the database answers, is stored and acknowledged.
+      const ok = await new WebhookReceiver({ config, vault, tokens: unreachableTokens, clock }).receive(signed(JSON.stringify(event)))
+      assert.equal(ok.status, 200)
+      assert.equal(ok.body.duplicate, undefined, 'the 503 stored nothing, so the redelivery is new')
     })
   })
 }
