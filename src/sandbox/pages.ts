@@ -109,7 +109,7 @@ ${rows}
   return layout(
     'home',
     `<h1>HighLevel sandbox</h1>
-<p>This server plays HighLevel's side for ghl-connect: the install consent page, the OAuth token endpoint, a few APIs, rate
+<p>This server plays HighLevel's side for ghl-connect: the install consent page, the OAuth endpoints, HighLevel's APIs, rate
 limits, signed webhooks and fault injection. Its apps, agencies, tokens and webhooks exist only here.</p>
 <h2>Apps</h2>
 ${store.apps.map(appSection).join('\n')}
