@@ -22,6 +22,7 @@ a{color:#0b57d0}a:focus,button:focus,input:focus{outline:3px solid #1a73e8;outli
 .install{display:inline-block;padding:.4rem .8rem;border:1px solid #0b57d0;border-radius:4px;text-decoration:none;font-weight:600}
 fieldset{border:1px solid #c9ced6;margin:.5rem 0}
 ul{padding-left:1.25rem}
+fieldset ul{list-style:none;padding-left:.25rem}
 button{font:inherit;padding:.3rem .9rem}
 `
 
