@@ -5,7 +5,9 @@
  */
 import type { SandboxContext } from './http.js'
 import { html } from './http.js'
-import type { AppRecord, InstallRecord, WebhookTiming } from './types.js'
+import { installEvents, sendEvents } from './lifecycle.js'
+import { layout } from './pages.js'
+import type { AppRecord, InstallRecord, UserRecord, WebhookTiming } from './types.js'
 
 /** Raw authorization request parameters (query of chooselocation). */
 export interface AuthorizeParams {
@@ -45,39 +47,14 @@ export interface ConsentDecision {
   deny?: boolean | undefined
   state?: string | undefined
   webhookTiming?: WebhookTiming | undefined
+  /** The installing user (default: the first seeded user of the target's agency). */
+  userId?: string | undefined
 }
 
 function withParams(base: string, params: Record<string, string | undefined>): string {
   const url = new URL(base)
   for (const [k, v] of Object.entries(params)) if (v !== undefined) url.searchParams.set(k, v)
   return url.toString()
-}
-
-/** INSTALL events of an install (AppInstall.md): agency one + one per approved location, or one location one. */
-function installEvents(ctx: SandboxContext, app: AppRecord, install: InstallRecord): Array<Record<string, unknown>> {
-  const company = ctx.store.company(install.companyId)
-  const plan = app.planId ? { planId: app.planId } : {}
-  const locationEvent = (locationId: string): Record<string, unknown> => ({
-    type: 'INSTALL',
-    appId: app.appId,
-    locationId,
-    companyId: install.companyId,
-    userId: install.userId,
-    ...plan,
-    isWhitelabelCompany: false,
-    whitelabelDetails: {},
-    companyName: company?.name ?? '',
-  })
-  if (install.userType === 'Location') return [locationEvent(install.locationId!)]
-  return [{ type: 'INSTALL', appId: app.appId, companyId: install.companyId, ...plan }, ...install.approvedLocations.map(locationEvent)]
-}
-
-/** Sends events one after another to the app's webhook URL. */
-export async function sendEvents(ctx: SandboxContext, appId: string, events: Array<Record<string, unknown>>): Promise<void> {
-  for (const event of events) {
-    const app = ctx.store.appById(appId)
-    await ctx.webhooks.send(app?.webhookUrl ?? null, event)
-  }
 }
 
 /**
@@ -93,27 +70,64 @@ export async function completeConsent(
   if (decision.deny) return { redirect: withParams(redirectUri, { error: 'access_denied', state: decision.state }) }
   const store = ctx.store
   if (decision.locationId && decision.companyId) return { error: 'Choose either a location or the agency, not both' }
+  const installerOf = (companyId: string): UserRecord | { error: string } => {
+    if (decision.userId === undefined) return store.userOf(companyId)
+    const user = store.users.find((u) => u.userId === decision.userId)
+    if (!user) return { error: 'Unknown user' }
+    if (user.companyId !== companyId) return { error: 'The user does not belong to this agency' }
+    return user
+  }
   let install: InstallRecord
+  /** Set when an agency user's pick of one location yields a Company grant. */
+  let picked: string | undefined
   if (decision.locationId) {
     if (app.distribution === 'agency') return { error: 'This app can only be installed on an agency' }
     const location = store.location(decision.locationId)
     if (!location) return { error: 'Unknown location' }
-    install = store.upsertInstall({
-      appId: app.appId,
-      userType: 'Location',
-      companyId: location.companyId,
-      locationId: location.locationId,
-      userId: store.userOf(location.companyId).userId,
-      scopes,
-      approvedLocations: [],
-      installToFutureLocations: false,
-      approveAllLocations: false,
-      isBulkInstallation: false,
-    })
+    const installer = installerOf(location.companyId)
+    if ('error' in installer) return installer
+    // HighLevel decides the token kind from the installer and the app's bulk-install setting: an
+    // agency user who picks one location can get a Company token (API docs issue #294).
+    if (store.settings.locationPickToken === 'company' && installer.type === 'agency' && app.distribution !== 'location') {
+      const company = store.company(location.companyId)!
+      const existing = store.activeInstall(app.appId, 'Company', company.companyId)
+      const approved = [...new Set([...(existing?.approvedLocations ?? []), location.locationId])]
+      const excluded = (existing?.excludedLocations ?? []).filter((id) => id !== location.locationId)
+      const all = company.locations.map((l) => l.locationId)
+      install = store.upsertInstall({
+        appId: app.appId,
+        userType: 'Company',
+        companyId: company.companyId,
+        locationId: null,
+        userId: installer.userId,
+        scopes,
+        approvedLocations: approved,
+        installToFutureLocations: existing?.installToFutureLocations ?? false,
+        approveAllLocations: all.every((id) => approved.includes(id)),
+        isBulkInstallation: true,
+      })
+      install.excludedLocations = excluded
+      picked = location.locationId
+    } else {
+      install = store.upsertInstall({
+        appId: app.appId,
+        userType: 'Location',
+        companyId: location.companyId,
+        locationId: location.locationId,
+        userId: installer.userId,
+        scopes,
+        approvedLocations: [],
+        installToFutureLocations: false,
+        approveAllLocations: false,
+        isBulkInstallation: false,
+      })
+    }
   } else if (decision.companyId) {
     if (app.distribution === 'location') return { error: 'This app can only be installed on a location' }
     const company = store.company(decision.companyId)
     if (!company) return { error: 'Unknown company' }
+    const installer = installerOf(company.companyId)
+    if ('error' in installer) return installer
     const all = company.locations.map((l) => l.locationId)
     const approved = decision.locationIds === undefined ? all : [...new Set(decision.locationIds)]
     const foreign = approved.filter((id) => !all.includes(id))
@@ -123,7 +137,7 @@ export async function completeConsent(
       userType: 'Company',
       companyId: company.companyId,
       locationId: null,
-      userId: store.userOf(company.companyId).userId,
+      userId: installer.userId,
       scopes,
       approvedLocations: approved,
       installToFutureLocations: decision.installToFutureLocations ?? false,
@@ -134,7 +148,7 @@ export async function completeConsent(
     return { error: 'Choose a location or the agency' }
   }
   const timing = decision.webhookTiming ?? store.settings.webhookTiming
-  const events = timing === 'none' ? [] : installEvents(ctx, app, install)
+  const events = timing === 'none' ? [] : installEvents(ctx, app, install, picked === undefined ? undefined : [picked])
   const code = store.issue({
     type: 'code',
     clientId: app.clientId,
@@ -151,20 +165,25 @@ export async function completeConsent(
     redirectUri,
     webhookTiming: timing,
     pendingWebhooks: timing === 'after-exchange' ? events : [],
+    locationPick: picked ?? null,
   })
   ctx.logger.info({ appId: app.appId, userType: install.userType, companyId: install.companyId, locationId: install.locationId }, 'sandbox consent approved')
   if (timing === 'early') await sendEvents(ctx, app.appId, events)
   ctx.persist()
+  // Without a `state` (installs that start on HighLevel's side) the redirect carries only the code.
   return { redirect: withParams(redirectUri, { code: code.value, state: decision.state }) }
 }
 
 /** The HTML error page (status 400): an authorization error is shown, never redirected. */
 export function errorPage(message: string): string {
-  return `<!doctype html><html><head><meta charset="utf-8"><title>Sandbox: authorization error</title></head>
-<body><h1>Authorization error</h1><p id="error">${html(message)}</p></body></html>`
+  return layout('Authorization error', `<h1>Authorization error</h1>\n<p id="error" role="alert">${html(message)}</p>`)
 }
 
-/** The consent page: radio per location / agency, bulk checkboxes, Approve / Deny. */
+/**
+ * The consent page: a radio per location and per agency, bulk checkboxes for an agency install,
+ * Approve / Deny. Reached from an install link the app built (with `state`) or from the Marketplace
+ * listing (without one) alike.
+ */
 export function consentPage(ctx: SandboxContext, check: Extract<AuthorizeCheck, { ok: true }>, state: string | undefined): string {
   const { app, redirectUri, scopes } = check
   const rows: string[] = []
@@ -177,8 +196,9 @@ export function consentPage(ctx: SandboxContext, check: Extract<AuthorizeCheck, 
   for (const company of ctx.store.companies) {
     if (app.distribution !== 'agency') {
       for (const l of company.locations) {
+        const inactive = l.suspended ? ' <small>(not active)</small>' : ''
         rows.push(
-          `<li><label><input type="radio" name="target" id="target-location-${html(l.locationId)}" value="location:${html(l.locationId)}"${checked()}> ${html(l.name)} <small>(${html(company.name)})</small></label></li>`,
+          `<li><label><input type="radio" name="target" id="target-location-${html(l.locationId)}" value="location:${html(l.locationId)}"${checked()}> ${html(l.name)} <small>(${html(company.name)})</small>${inactive}</label></li>`,
         )
       }
     }
@@ -197,13 +217,17 @@ export function consentPage(ctx: SandboxContext, check: Extract<AuthorizeCheck, 
     }
   }
   const hidden = (name: string, value: string): string => `<input type="hidden" name="${name}" value="${html(value)}">`
-  return `<!doctype html><html><head><meta charset="utf-8"><title>Sandbox: install ${html(app.appId)}</title></head>
-<body><h1>Install app ${html(app.appId)}</h1>
+  return layout(
+    `Install ${app.appId}`,
+    `<h1>Install app ${html(app.appId)}</h1>
 <p>Requested scopes: <code id="scopes">${html(scopes.join(' '))}</code></p>
 <form method="post" action="/oauth/chooselocation/decision" id="consent">
 ${hidden('client_id', app.clientId)}${hidden('redirect_uri', redirectUri)}${hidden('response_type', 'code')}${hidden('scope', scopes.join(' '))}${state === undefined ? '' : hidden('state', state)}
+<fieldset><legend>Where to install</legend>
 <ul id="targets">${rows.join('\n')}</ul>
-<button type="submit" name="action" value="approve" id="approve">Approve</button>
-<button type="submit" name="action" value="deny" id="deny">Deny</button>
-</form></body></html>`
+</fieldset>
+<p><button type="submit" name="action" value="approve" id="approve">Approve</button>
+<button type="submit" name="action" value="deny" id="deny">Deny</button></p>
+</form>`,
+  )
 }

@@ -151,12 +151,14 @@ export interface GuardOptions {
   access: AccessKind
   counter: Counter & { rateLimited: number }
   fault: FaultEndpoint
+  /** Accepted `Version` values (default {@link SUPPORTED_VERSIONS}; the v3 OAuth routes take `v3`). */
+  versions?: string[]
 }
 
 /**
  * Authenticates a Bearer request. Order: find the token → rate limit (headers on every answer;
- * a 429 is not counted) → fault → token validity (401) → `Version` (400) → scope (401) → token
- * kind (403). Returns the token, or `null` when an error answer was sent.
+ * a 429 is not counted) → fault → token validity (401) → suspended location (401/403) → `Version`
+ * (400) → scope (401) → token kind (403). Returns the token, or `null` when an error answer was sent.
  */
 export async function guard(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply, opts: GuardOptions): Promise<TokenRecord | null> {
   countAs(req, opts.counter)
@@ -192,13 +194,22 @@ export async function guard(ctx: SandboxContext, req: FastifyRequest, reply: Fas
     unauthorized(reply, 'Invalid JWT')
     return null
   }
+  // A suspended location's tokens stay valid (they work again once it is reactivated) but its calls
+  // are refused. ASSUMPTION: HighLevel documents "Location is not active" for the refresh
+  // (oauth-v3.json, issue #249) but not for API calls; the status is the `suspendedApiStatus` setting.
+  if (token.locationId !== null && ctx.store.location(token.locationId)?.suspended) {
+    const status = ctx.store.settings.suspendedApiStatus
+    reply.code(status).send({ statusCode: status, message: 'Location is not active', error: status === 401 ? 'Unauthorized' : 'Forbidden' })
+    return null
+  }
+  const versions = opts.versions ?? SUPPORTED_VERSIONS
   const version = req.headers.version
   if (typeof version !== 'string' || version === '') {
     badRequest(reply, 'Version header was not found', { error: 'Bad Request' })
     return null
   }
-  if (!SUPPORTED_VERSIONS.includes(version)) {
-    badRequest(reply, `Version header ${version} is not supported (expected ${SUPPORTED_VERSIONS.join(' or ')})`, { error: 'Bad Request' })
+  if (!versions.includes(version)) {
+    badRequest(reply, `Version header ${version} is not supported (expected ${versions.join(' or ')})`, { error: 'Bad Request' })
     return null
   }
   if (!token.scopes.includes(opts.scope)) {

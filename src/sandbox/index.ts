@@ -5,6 +5,8 @@
  */
 export { startSandbox } from './server.js'
 export type {
+  LocationPickToken,
+  ReconnectMode,
   Sandbox,
   SandboxApp,
   SandboxOptions,
@@ -14,6 +16,9 @@ export type {
   SandboxSeedCompany,
   SandboxSeedLocation,
   SandboxSeedUser,
+  SuspendedApiStatus,
+  UserTypeCheck,
+  WebhookSignatures,
   WebhookTiming,
 } from './types.js'
 export type { SandboxStats } from './store.js'

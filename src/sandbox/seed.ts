@@ -39,11 +39,20 @@ const seedSchema = z.object({
         distribution: z.enum(['agency', 'location', 'both']).optional(),
         webhookUrl: z.url().nullable().optional(),
         planId: z.string().optional(),
+        versionId: z.string().min(1).optional(),
+        trialDays: z.number().int().min(0).optional(),
       }),
     )
     .optional(),
   companies: z
-    .array(z.object({ companyId: z.string().min(1).optional(), name: z.string().min(1), locations: z.array(locationSchema) }))
+    .array(
+      z.object({
+        companyId: z.string().min(1).optional(),
+        name: z.string().min(1),
+        locations: z.array(locationSchema),
+        whitelabel: z.object({ domain: z.string().min(1), logoUrl: z.url() }).optional(),
+      }),
+    )
     .optional(),
   users: z
     .array(
@@ -120,6 +129,8 @@ export function resolveSeed(input: SandboxSeed, nowMs: number): ResolvedSeed {
       distribution: a.distribution ?? 'both',
       webhookUrl: a.webhookUrl ?? null,
       planId: a.planId ?? null,
+      versionId: a.versionId ?? appIdValue(),
+      trialDays: a.trialDays ?? 0,
     }
   })
   const companies: CompanyRecord[] = (seed.companies ?? defaultSeed().companies ?? []).map((c) => {
@@ -127,6 +138,7 @@ export function resolveSeed(input: SandboxSeed, nowMs: number): ResolvedSeed {
     return {
       companyId,
       name: c.name,
+      whitelabel: c.whitelabel ?? null,
       locations: c.locations.map((l) => ({
         locationId: l.locationId ?? hlId(),
         companyId,

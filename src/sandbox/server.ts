@@ -14,6 +14,8 @@ import { SandboxRateLimiter } from './rate-limiter.js'
 import { registerApiRoutes } from './routes/api.js'
 import { registerControlRoutes } from './routes/controls.js'
 import { registerOAuthRoutes } from './routes/oauth.js'
+import { registerV3OAuthRoutes } from './routes/v3-oauth.js'
+import { registerPageRoutes } from './pages.js'
 import { defaultSeed, loadSeedFile, resolveSeed } from './seed.js'
 import { SandboxStore, type StoreSnapshot } from './store.js'
 import type { Sandbox, SandboxApp, SandboxOptions, SandboxSettings } from './types.js'
@@ -41,6 +43,18 @@ function validateOptions(o: SandboxOptions): void {
     positive('rateLimit.burstWindowMs', o.rateLimit.burstWindowMs)
     positive('rateLimit.dailyMax', o.rateLimit.dailyMax)
     positive('rateLimit.dailyWindowMs', o.rateLimit.dailyWindowMs)
+  }
+  const oneOf = (name: string, v: unknown, allowed: readonly unknown[]): void => {
+    if (v !== undefined && !allowed.includes(v)) problems.push(`expected ${name} to be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}, got ${JSON.stringify(v)}`)
+  }
+  oneOf('userTypeCheck', o.userTypeCheck, ['hint', 'strict'])
+  oneOf('locationPickToken', o.locationPickToken, ['location', 'company'])
+  oneOf('reconnect', o.reconnect, ['allow', 'removed', 'refuse'])
+  oneOf('webhookSignatures', o.webhookSignatures, ['ed25519', 'rsa', 'both'])
+  oneOf('webhookTiming', o.webhookTiming, ['early', 'after-exchange', 'none'])
+  oneOf('suspendedApiStatus', o.suspendedApiStatus, [401, 403])
+  if (o.reconnectRefusedIds !== undefined && !(Array.isArray(o.reconnectRefusedIds) && o.reconnectRefusedIds.every((id) => typeof id === 'string' && id !== ''))) {
+    problems.push(`expected reconnectRefusedIds to be an array of ids, got ${JSON.stringify(o.reconnectRefusedIds)}`)
   }
   if (problems.length > 0) throw new Error(`invalid sandbox options: ${problems.join('; ')}`)
 }
@@ -70,8 +84,14 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       dailyMax: options.rateLimit?.dailyMax ?? 200_000,
       dailyWindowMs: options.rateLimit?.dailyWindowMs ?? 86_400_000,
     },
-    reconnect: 'allow',
-    webhookTiming: 'after-exchange',
+    // Defaults: HighLevel as it behaves in 2026 (src/sandbox/README.md, "Settings").
+    reconnect: options.reconnect ?? 'removed',
+    reconnectRefusedIds: [...(options.reconnectRefusedIds ?? [])],
+    webhookTiming: options.webhookTiming ?? 'after-exchange',
+    userTypeCheck: options.userTypeCheck ?? 'hint',
+    locationPickToken: options.locationPickToken ?? 'location',
+    webhookSignatures: options.webhookSignatures ?? 'ed25519',
+    suspendedApiStatus: options.suspendedApiStatus ?? 401,
   }
 
   let store: SandboxStore
@@ -104,7 +124,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
   const limiter = new SandboxRateLimiter(() => store.settings.rateLimit, clock)
   const faults = new FaultInjector()
-  const webhooks = new WebhookSender(keys, clock, logger)
+  const webhooks = new WebhookSender(keys, clock, logger, () => store.settings.webhookSignatures)
   const ctx: SandboxContext = { store, webhooks, faults, limiter, logger, persist }
 
   const app = Fastify({ logger: false, genReqId: () => traceIdValue(), forceCloseConnections: true, bodyLimit: 1024 * 1024 })
@@ -124,7 +144,9 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     reply.code(404).send({ statusCode: 404, message: `Cannot ${req.method} ${req.url.split('?')[0]}`, error: 'Not Found' }),
   )
 
+  registerPageRoutes(app, ctx)
   registerOAuthRoutes(app, ctx)
+  registerV3OAuthRoutes(app, ctx)
   registerApiRoutes(app, ctx)
   registerControlRoutes(app, ctx, () => {
     store.reset()

@@ -21,6 +21,33 @@ export interface SandboxRateLimit {
 export type WebhookTiming = 'early' | 'after-exchange' | 'none'
 
 /**
+ * How the token endpoint treats the `user_type` of a request: `hint` (default) — the answer follows
+ * the grant, whatever was asked; `strict` — a `user_type` other than the grant's is refused (400
+ * `invalid_request`) and the code or refresh token is not consumed.
+ */
+export type UserTypeCheck = 'hint' | 'strict'
+
+/**
+ * What an agency user's consent on one location yields: `location` (default) — a Location grant;
+ * `company` — a Company grant (no `locationId`, no `approvedLocations` in the token answer) under
+ * which the app counts as installed on that location (HighLevel API docs issue #294).
+ */
+export type LocationPickToken = 'location' | 'company'
+
+/**
+ * How `POST /oauth/reconnect` answers: `removed` (default) — every call gets HighLevel's
+ * "API endpoint has been removed" 400 (since September 2026); `allow` — it works; `refuse` — every
+ * installation is refused (400 "Reconnect is not allowed for this installation").
+ */
+export type ReconnectMode = 'allow' | 'removed' | 'refuse'
+
+/** Which signature headers a webhook carries: Ed25519 `x-ghl-signature`, RSA `x-wh-signature`, or both. */
+export type WebhookSignatures = 'ed25519' | 'rsa' | 'both'
+
+/** HTTP status of an API call made with the token of a suspended location (`Location is not active`). */
+export type SuspendedApiStatus = 401 | 403
+
+/**
  * Options of {@link startSandbox}.
  *
  * @example
@@ -45,6 +72,20 @@ export interface SandboxOptions {
   codeTtlSec?: number
   /** Rate limits (default 100 per 10 s burst, 200 000 per day). */
   rateLimit?: SandboxRateLimit
+  /** `user_type` at the token endpoint: a hint (default) or checked strictly. */
+  userTypeCheck?: UserTypeCheck
+  /** Token kind of an agency user's consent on one location (default `location`). */
+  locationPickToken?: LocationPickToken
+  /** `POST /oauth/reconnect` behaviour (default `removed`, as HighLevel since September 2026). */
+  reconnect?: ReconnectMode
+  /** Location or company ids whose installation Reconnect refuses while `reconnect` is `allow`. */
+  reconnectRefusedIds?: string[]
+  /** Signature headers of webhooks (default `ed25519`, as HighLevel since 2026-07-01). */
+  webhookSignatures?: WebhookSignatures
+  /** Default timing of INSTALL webhooks (default `after-exchange`). */
+  webhookTiming?: WebhookTiming
+  /** Status of API answers for a suspended location's token (default 401). */
+  suspendedApiStatus?: SuspendedApiStatus
 }
 
 /** A Marketplace app registered in the sandbox. */
@@ -86,6 +127,10 @@ export interface SandboxSeedApp {
   distribution?: 'agency' | 'location' | 'both'
   webhookUrl?: string | null
   planId?: string
+  /** Version of the app (`versionId` of INSTALL webhooks and v3 answers); generated when absent. */
+  versionId?: string
+  /** Free trial of the plan in days (`trial` of INSTALL webhooks); 0 or absent: no trial. */
+  trialDays?: number
 }
 
 /** A location in a seed. */
@@ -107,6 +152,8 @@ export interface SandboxSeedCompany {
   companyId?: string
   name: string
   locations: SandboxSeedLocation[]
+  /** A white-label agency: `isWhitelabelCompany` and `whitelabelDetails` of INSTALL webhooks. */
+  whitelabel?: { domain: string; logoUrl: string }
 }
 
 /** A HighLevel user in a seed. */
@@ -136,6 +183,9 @@ export interface SandboxSeed {
 /** @internal An app with every field resolved. */
 export interface AppRecord extends SandboxApp {
   planId: string | null
+  /** Optional only for state files written before it existed. */
+  versionId?: string
+  trialDays?: number
 }
 
 /** @internal */
@@ -151,6 +201,8 @@ export interface LocationRecord {
   timezone: string
   email: string
   phone: string
+  /** Suspended (paused) by the agency or SaaS billing: refreshes and API calls answer "Location is not active". */
+  suspended?: boolean
 }
 
 /** @internal */
@@ -158,6 +210,7 @@ export interface CompanyRecord {
   companyId: string
   name: string
   locations: LocationRecord[]
+  whitelabel?: { domain: string; logoUrl: string } | null
 }
 
 /** @internal */
@@ -216,6 +269,8 @@ export interface InstallRecord {
   isBulkInstallation: boolean
   installedAt: number
   uninstalledAt: number | null
+  /** Plan of a paid app (starts as the app's; `POST /_sandbox/plan-change` changes it). */
+  planId?: string | null
 }
 
 /** @internal */
@@ -246,6 +301,11 @@ export interface TokenRecord {
   redirectUri?: string | null
   webhookTiming?: WebhookTiming
   pendingWebhooks?: Array<Record<string, unknown>>
+  /**
+   * A Company grant that came from an agency user's consent on this one location
+   * (`locationPickToken: 'company'`): its token answers carry no `approvedLocations`.
+   */
+  locationPick?: string | null
 }
 
 /** @internal Mutable settings (`PUT /_sandbox/settings`). */
@@ -253,6 +313,11 @@ export interface SandboxSettings {
   accessTokenTtlSec: number
   codeTtlSec: number
   rateLimit: Required<SandboxRateLimit>
-  reconnect: 'allow' | 'refuse'
+  reconnect: ReconnectMode
+  reconnectRefusedIds: string[]
   webhookTiming: WebhookTiming
+  userTypeCheck: UserTypeCheck
+  locationPickToken: LocationPickToken
+  webhookSignatures: WebhookSignatures
+  suspendedApiStatus: SuspendedApiStatus
 }

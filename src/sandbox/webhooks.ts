@@ -1,7 +1,9 @@
 /**
  * Signed webhook delivery, as HighLevel sends it (WebhookAuthentication.md): a JSON POST with
- * `timestamp` and `webhookId` in the body, `x-ghl-signature` (Ed25519, base64) and `x-wh-signature`
- * (RSA-SHA256 PKCS#1 v1.5, base64), both over the exact body bytes.
+ * `timestamp` and `webhookId` in the body, signed over the exact body bytes with `x-ghl-signature`
+ * (Ed25519, base64) and/or `x-wh-signature` (RSA-SHA256 PKCS#1 v1.5, base64). Since 2026-07-01
+ * HighLevel sends `x-ghl-signature` only (FACTS.md, "Webhooks"), so that is the default; the RSA
+ * header is added when the `webhookSignatures` setting asks for it.
  *
  * A failed delivery is recorded and never retried automatically; `redeliver` re-sends the same bytes
  * and headers.
@@ -10,6 +12,7 @@ import { createPrivateKey, createPublicKey, generateKeyPair, randomUUID, sign, t
 import { promisify } from 'node:util'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
+import type { WebhookSignatures } from './types.js'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
 
@@ -67,14 +70,17 @@ export class WebhookSender {
   readonly #keys: WebhookKeys
   readonly #clock: Clock
   readonly #logger: Logger
+  readonly #signatures: () => WebhookSignatures
   readonly #abort = new AbortController()
   #deliveries: WebhookDelivery[] = []
   #inFlight = new Set<Promise<unknown>>()
 
-  constructor(keys: WebhookKeys, clock: Clock, logger: Logger) {
+  /** `signatures` is read at each send, so a settings change applies to the next event. */
+  constructor(keys: WebhookKeys, clock: Clock, logger: Logger, signatures: () => WebhookSignatures = () => 'ed25519') {
     this.#keys = keys
     this.#clock = clock
     this.#logger = logger
+    this.#signatures = signatures
   }
 
   /** Public halves as SPKI PEM. */
@@ -85,12 +91,13 @@ export class WebhookSender {
     }
   }
 
-  /** Both signatures over the exact bytes. */
-  sign(body: Buffer): { 'x-ghl-signature': string; 'x-wh-signature': string } {
-    return {
-      'x-ghl-signature': sign(null, body, this.#keys.ed25519Private).toString('base64'),
-      'x-wh-signature': sign('sha256', body, this.#keys.rsaPrivate).toString('base64'),
-    }
+  /** The signature headers the current setting asks for, over the exact bytes. */
+  sign(body: Buffer): Record<string, string> {
+    const which = this.#signatures()
+    const headers: Record<string, string> = {}
+    if (which !== 'rsa') headers['x-ghl-signature'] = sign(null, body, this.#keys.ed25519Private).toString('base64')
+    if (which !== 'ed25519') headers['x-wh-signature'] = sign('sha256', body, this.#keys.rsaPrivate).toString('base64')
+    return headers
   }
 
   /** Builds, signs, records and POSTs an event (`timestamp` and `webhookId` are added). */

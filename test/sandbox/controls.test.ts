@@ -167,7 +167,7 @@ describe('token controls and settings', () => {
     assert.equal((await tokens(sb)).length, 0)
     const settings = (await call(`${sb.url}/_sandbox/settings`)).body
     assert.equal(settings.accessTokenTtlSec, 86399)
-    assert.equal(settings.reconnect, 'allow')
+    assert.equal(settings.reconnect, 'removed')
     const stats = (await call(`${sb.url}/_sandbox/stats`)).body
     assert.equal(stats.token.authorization_code.ok, 0)
     assert.equal((await call(`${sb.url}/_sandbox/installs`)).body.length, 0)

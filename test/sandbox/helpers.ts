@@ -1,6 +1,9 @@
 /**
  * Small HTTP helpers for the sandbox tests (global fetch as the client, real HTTP).
  */
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
 import type { Sandbox } from '../../src/sandbox/index.js'
 
 /** An answer: status, headers and the parsed JSON body (or the text when not JSON). */
@@ -98,4 +101,43 @@ export async function installAgency(sb: Sandbox, decision: Record<string, unknow
 /** Issued credentials as the sandbox lists them. */
 export async function tokens(sb: Sandbox): Promise<Array<{ type: string; value: string; state: string; locationId: string | null }>> {
   return (await call(`${sb.url}/_sandbox/tokens`)).body
+}
+
+/** Changes settings with `PUT /_sandbox/settings` (throws unless 200). */
+export async function putSettings(sb: Sandbox, change: Record<string, unknown>): Promise<any> {
+  const res = await call(`${sb.url}/_sandbox/settings`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(change) })
+  if (res.status !== 200) throw new Error(`settings failed: ${res.status} ${res.text}`)
+  return res.body
+}
+
+/** Webhook deliveries the sandbox recorded (`GET /_sandbox/webhooks`), payloads included. */
+export async function deliveries(sb: Sandbox): Promise<Array<{ webhookId: string; type: string; status: string; payload: Record<string, any> }>> {
+  return (await call(`${sb.url}/_sandbox/webhooks`)).body
+}
+
+/** A webhook received by {@link startReceiver}. */
+export interface ReceivedWebhook {
+  body: Buffer
+  headers: Record<string, string | string[] | undefined>
+}
+
+/** A real HTTP server that records every webhook POSTed to it and answers 200. */
+export async function startReceiver(): Promise<{ url: string; received: ReceivedWebhook[]; close: () => Promise<void> }> {
+  const received: ReceivedWebhook[] = []
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      received.push({ body: Buffer.concat(chunks), headers: req.headers })
+      res.end()
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  return {
+    url: `http://127.0.0.1:${port}/webhooks`,
+    received,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }

@@ -14,7 +14,8 @@ let loc: string[]
 let companyId: string
 
 before(async () => {
-  sb = await startSandbox({ clock, codeTtlSec: 600, accessTokenTtlSec: 3600 })
+  // Reconnect is 'removed' by default (HighLevel since September 2026); these tests exercise it working.
+  sb = await startSandbox({ clock, codeTtlSec: 600, accessTokenTtlSec: 3600, reconnect: 'allow' })
   loc = sb.companies[0]!.locations.map((l) => l.locationId)
   companyId = sb.companies[0]!.companyId
 })
@@ -236,13 +237,12 @@ describe('token endpoint', () => {
     assert.equal((await exchange(sb, code)).status, 200)
   })
 
-  test('a user_type that does not match the consent target is rejected', async () => {
+  test('by default user_type is a hint: the answer follows the grant', async () => {
     const code = await authorize(sb, { locationId: loc[0], webhookTiming: 'none' })
     const res = await exchange(sb, code, { user_type: 'Company' })
-    assert.equal(res.status, 400)
-    assert.equal(res.body.error, 'invalid_request')
-    assert.match(res.body.message, /user_type Company/)
-    assert.equal((await exchange(sb, code, { user_type: 'Location' })).status, 200)
+    assert.equal(res.status, 200)
+    assert.equal(res.body.userType, 'Location')
+    assert.equal(res.body.locationId, loc[0])
   })
 
   test('a wrong client secret or unknown client is 401 Unauthorized and consumes nothing', async () => {

@@ -74,7 +74,8 @@ beforeEach(async () => {
 })
 
 describe('signatures', () => {
-  test('both signatures verify over the exact bytes with the keys of /_sandbox/keys', async () => {
+  test("webhookSignatures 'both': both signatures verify over the exact bytes with the keys of /_sandbox/keys", async () => {
+    await call(`${sb.url}/_sandbox/settings`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ webhookSignatures: 'both' }) })
     const keys = (await call(`${sb.url}/_sandbox/keys`)).body
     assert.deepEqual(keys, sb.publicKeys)
     assert.match(keys.ed25519, /^-----BEGIN PUBLIC KEY-----/)
@@ -127,7 +128,8 @@ describe('install timing', () => {
     await authorize(sb, { companyId, locationIds: [loc[0], loc[2]], webhookTiming: 'early' })
     const ps = received.map(payload)
     assert.equal(ps.length, 3)
-    assert.deepEqual(Object.keys(ps[0]!).sort(), ['appId', 'companyId', 'timestamp', 'type', 'webhookId'])
+    assert.deepEqual(Object.keys(ps[0]!).sort(), ['appId', 'companyId', 'installType', 'timestamp', 'type', 'versionId', 'webhookId'])
+    assert.equal(ps[0]!.installType, 'Company')
     assert.equal(ps[0]!.companyId, companyId)
     assert.deepEqual(ps.slice(1).map((p) => p.locationId), [loc[0], loc[2]])
     assert.equal(new Set(ps.map((p) => p.webhookId)).size, 3)
@@ -172,7 +174,7 @@ describe('uninstall, arbitrary events, redelivery', () => {
     assert.equal(re.body.attempts, 2)
     assert.equal(received.length, 2)
     assert.ok(received[0]!.body.equals(received[1]!.body))
-    for (const h of ['x-ghl-signature', 'x-wh-signature', 'content-type']) assert.equal(received[0]!.headers[h], received[1]!.headers[h])
+    for (const h of ['x-ghl-signature', 'content-type']) assert.equal(received[0]!.headers[h], received[1]!.headers[h])
     assert.equal(payload(received[0]!).type, 'ContactCreate')
     assert.equal(payload(received[0]!).webhookId, sent.body.webhookId)
     assert.equal((await postJson(`${sb.url}/_sandbox/webhooks/redeliver`, { webhookId: 'nope' })).status, 404)

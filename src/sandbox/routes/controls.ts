@@ -3,8 +3,9 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { sendEvents } from '../consent.js'
 import { badRequest, bodyOf, notFound, zodMessages, type SandboxContext } from '../http.js'
+import { appIdValue } from '../ids.js'
+import { planChangeEvent, planOf, sendEvents, uninstallEvent } from '../lifecycle.js'
 import { encryptWithPassphrase, type SsoUserContext } from '../sso.js'
 import type { TokenRecord } from '../types.js'
 
@@ -25,9 +26,23 @@ const settingsSchema = z.object({
       dailyWindowMs: z.number().int().positive().optional(),
     })
     .optional(),
-  reconnect: z.enum(['allow', 'refuse']).optional(),
+  reconnect: z.enum(['allow', 'removed', 'refuse']).optional(),
+  reconnectRefusedIds: z.array(z.string().min(1)).optional(),
   webhookTiming: z.enum(['early', 'after-exchange', 'none']).optional(),
+  userTypeCheck: z.enum(['hint', 'strict']).optional(),
+  locationPickToken: z.enum(['location', 'company']).optional(),
+  webhookSignatures: z.enum(['ed25519', 'rsa', 'both']).optional(),
+  suspendedApiStatus: z.union([z.literal(401), z.literal(403)]).optional(),
 })
+
+const planChangeSchema = z
+  .object({
+    appId: z.string().optional(),
+    locationId: z.string().min(1).optional(),
+    companyId: z.string().min(1).optional(),
+    newPlanId: z.string().min(1).optional(),
+  })
+  .refine((b) => (b.locationId === undefined) !== (b.companyId === undefined), { message: 'give exactly one of locationId or companyId' })
 
 const faultSchema = z.object({
   endpoint: z.enum(['token', 'locationToken', 'reconnect', 'api']),
@@ -161,7 +176,12 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     if (s.codeTtlSec !== undefined) store.settings.codeTtlSec = s.codeTtlSec
     if (s.rateLimit) Object.assign(store.settings.rateLimit, Object.fromEntries(Object.entries(s.rateLimit).filter(([, v]) => v !== undefined)))
     if (s.reconnect) store.settings.reconnect = s.reconnect
+    if (s.reconnectRefusedIds) store.settings.reconnectRefusedIds = [...s.reconnectRefusedIds]
     if (s.webhookTiming) store.settings.webhookTiming = s.webhookTiming
+    if (s.userTypeCheck) store.settings.userTypeCheck = s.userTypeCheck
+    if (s.locationPickToken) store.settings.locationPickToken = s.locationPickToken
+    if (s.webhookSignatures) store.settings.webhookSignatures = s.webhookSignatures
+    if (s.suspendedApiStatus) store.settings.suspendedApiStatus = s.suspendedApiStatus
     return store.settings
   })
 
@@ -202,7 +222,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
       if (own) own.uninstalledAt = now
       if (agency && covered) agency.excludedLocations.push(locationId)
       revoked = store.revokeWhere((t) => t.appId === appId && t.locationId === locationId)
-      events.push({ type: 'UNINSTALL', appId, locationId })
+      events.push(uninstallEvent(appId, { locationId }))
     } else {
       const companyId = b.companyId!
       const agency = store.activeInstall(appId, 'Company', companyId)
@@ -215,13 +235,45 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
       revoked = store.revokeWhere(
         (t) => t.appId === appId && (t.installId === agency.installId || (t.userType === 'Company' && t.companyId === companyId)),
       )
-      events.push({ type: 'UNINSTALL', appId, companyId }, ...covered.map((locationId) => ({ type: 'UNINSTALL', appId, locationId })))
+      events.push(uninstallEvent(appId, { companyId }), ...covered.map((locationId) => uninstallEvent(appId, { locationId })))
     }
     ctx.persist()
     const before = ctx.webhooks.list().length
     await sendEvents(ctx, appId, events)
     const webhookIds = ctx.webhooks.list().slice(before).map((d) => d.webhookId)
     return { uninstalled: true, revoked, webhookIds }
+  })
+
+  // Suspend / reactivate a location (SaaS billing paused it, or the agency did): its refresh tokens
+  // answer 400 "Location is not active" and are not consumed; its API calls are refused.
+  for (const [action, suspended] of [['suspend', true], ['reactivate', false]] as const) {
+    app.post(`/_sandbox/locations/:locationId/${action}`, async (req, reply) => {
+      const location = store.location((req.params as { locationId: string }).locationId)
+      if (!location) return notFound(reply, 'Unknown location')
+      location.suspended = suspended
+      ctx.persist()
+      return { locationId: location.locationId, suspended }
+    })
+  }
+
+  app.post('/_sandbox/plan-change', async (req, reply) => {
+    const input = bodyOf(req)
+    const parsed = planChangeSchema.safeParse(input)
+    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = parsed.data
+    const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
+    if (!theApp) return notFound(reply, 'Unknown app')
+    // A location's plan lives on the install that makes the app installed there (its own, or the
+    // agency install covering it).
+    const install = b.locationId ? store.installForLocation(theApp.appId, b.locationId) : store.activeInstall(theApp.appId, 'Company', b.companyId!)
+    if (!install) return notFound(reply, `The app is not installed for ${b.locationId ? `location ${b.locationId}` : `company ${b.companyId}`}`)
+    const currentPlanId = planOf(theApp, install)
+    if (!currentPlanId) return badRequest(reply, 'The app has no plan: PLAN_CHANGE is sent for paid apps (seed apps[].planId)')
+    const newPlanId = b.newPlanId ?? appIdValue()
+    install.planId = newPlanId
+    ctx.persist()
+    const delivery = await ctx.webhooks.send(theApp.webhookUrl, planChangeEvent(theApp.appId, install, b.locationId ?? null, currentPlanId, newPlanId))
+    return { webhookId: delivery.webhookId, status: delivery.status, currentPlanId, newPlanId }
   })
 
   app.get('/_sandbox/webhooks', async () =>
@@ -250,8 +302,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     if (typeof event.type !== 'string' || event.type === '') return badRequest(reply, 'type is required')
     const theApp = typeof appId === 'string' ? store.appById(appId) : store.apps[0]
     if (!theApp) return notFound(reply, 'Unknown app')
-    // HighLevel's app lifecycle events name the app they concern (AppInstall.md, AppUninstall.md).
-    const payload = event.type === 'INSTALL' || event.type === 'UNINSTALL' ? { appId: theApp.appId, ...event } : event
+    // HighLevel's app lifecycle events name the app they concern (AppInstall.md, AppUninstall.md, PlanChange.md).
+    const payload = ['INSTALL', 'UNINSTALL', 'PLAN_CHANGE'].includes(event.type) ? { appId: theApp.appId, ...event } : event
     const d = await ctx.webhooks.send(theApp.webhookUrl, payload)
     return { webhookId: d.webhookId, type: d.type, status: d.status, responseStatus: d.responseStatus }
   })

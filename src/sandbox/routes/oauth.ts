@@ -1,10 +1,12 @@
 /**
- * HighLevel's OAuth side: chooselocation (consent page), token endpoint, location tokens,
- * installed locations, reconnect. Shapes from oauth.json, common-schemas.json and FACTS.md.
+ * HighLevel's OAuth side, v2: chooselocation (consent page), token endpoint, location tokens,
+ * installed locations, reconnect. Shapes from oauth.json, common-schemas.json and FACTS.md. The
+ * grant logic is in ../grants.js; the v3 routes (`Version: v3`) in ./v3-oauth.js.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { z } from 'zod'
-import { checkAuthorizeRequest, completeConsent, consentPage, errorPage, sendEvents } from '../consent.js'
+import { checkAuthorizeRequest, completeConsent, consentPage, errorPage } from '../consent.js'
+import { authenticateClient, countTokenCall, mintLocationToken, runGrant, sendAfterAnswer, tokenAnswer, type GrantFailure } from '../grants.js'
 import {
   applyFault,
   badRequest,
@@ -19,10 +21,9 @@ import {
   zodMessages,
   type SandboxContext,
 } from '../http.js'
-import { safeEqual } from '../ids.js'
-import type { AppRecord, InstallRecord, TokenRecord } from '../types.js'
-
-const REFRESH_TTL_MS = 365 * 24 * 3600 * 1000
+import { planOf } from '../lifecycle.js'
+import type { InstallRecord } from '../types.js'
+import { removedInV3, v3TokenEndpoint } from './v3-oauth.js'
 
 const tokenRequestSchema = z.object({
   client_id: z.string().min(1),
@@ -72,204 +73,86 @@ const authorizeJsonSchema = z.object({
   installToFutureLocations: z.boolean().optional(),
   deny: z.boolean().optional(),
   webhookTiming: z.enum(['early', 'after-exchange', 'none']).optional(),
+  userId: z.string().optional(),
 })
 
-/** Client authentication with a constant-time secret comparison. */
-function authenticateClient(ctx: SandboxContext, clientId: string, secret: string): AppRecord | undefined {
-  const app = ctx.store.appByClientId(clientId)
-  // Compare against a dummy when the client is unknown so both paths cost the same.
-  const ok = safeEqual(app?.clientSecret ?? 'sandbox-unknown-client', secret)
-  return app && ok ? app : undefined
-}
-
-/** Whether the target of a credential is still installed. */
-function targetInstalled(ctx: SandboxContext, t: TokenRecord): InstallRecord | undefined {
-  if (!t.appId) return undefined
-  return t.userType === 'Location'
-    ? ctx.store.installForLocation(t.appId, t.locationId!)
-    : ctx.store.activeInstall(t.appId, 'Company', t.companyId)
-}
-
-/** Issues an access + refresh pair from `parent` (a code or a refresh token). */
-function issuePair(ctx: SandboxContext, parent: TokenRecord, source: 'consent' | 'reconnect' | 'refresh'): { access: TokenRecord; refresh: TokenRecord } {
-  const store = ctx.store
-  const base = {
-    clientId: parent.clientId,
-    appId: parent.appId,
-    companyId: parent.companyId,
-    locationId: parent.locationId,
-    userType: parent.userType,
-    userId: parent.userId,
-    scopes: parent.scopes,
-    installId: parent.installId,
-    source,
-    parent: parent.value,
+/** The v2 shape of a refused grant (see README "POST /oauth/token"). */
+function sendGrantFailure(reply: FastifyReply, failure: GrantFailure): FastifyReply {
+  switch (failure.kind) {
+    case 'invalid_grant':
+    case 'redirect_uri':
+      return invalidGrant(reply, failure.message)
+    case 'user_type':
+      return badRequest(reply, failure.message, { error: 'invalid_request' })
+    case 'location_inactive':
+      // oauth-v3.json `locationNotActive`; HighLevel answers v2 refreshes the same way (issue #249).
+      return reply.code(400).send({ statusCode: 400, message: failure.message })
   }
-  const access = store.issue({ ...base, type: 'access', expiresAt: store.now() + store.settings.accessTokenTtlSec * 1000 })
-  const refresh = store.issue({ ...base, type: 'refresh', expiresAt: store.now() + REFRESH_TTL_MS })
-  return { access, refresh }
-}
-
-/** GetAccessCodeSuccessfulResponseDto. */
-function tokenBody(ctx: SandboxContext, access: TokenRecord, refresh: TokenRecord, install: InstallRecord | undefined): Record<string, unknown> {
-  const app = access.appId ? ctx.store.appById(access.appId) : undefined
-  const body: Record<string, unknown> = {
-    access_token: access.value,
-    token_type: 'Bearer',
-    expires_in: ctx.store.settings.accessTokenTtlSec,
-    refresh_token: refresh.value,
-    scope: access.scopes.join(' '),
-    userType: access.userType,
-    companyId: access.companyId,
-  }
-  if (access.userType === 'Location') body.locationId = access.locationId
-  body.userId = access.userId
-  if (app?.planId) body.planId = app.planId
-  if (access.userType === 'Company' && install) {
-    body.isBulkInstallation = install.isBulkInstallation
-    body.approvedLocations = install.approvedLocations.filter((id) => !install.excludedLocations.includes(id))
-    body.installToFutureLocations = install.installToFutureLocations
-    body.approveAllLocations = install.approveAllLocations
-  } else {
-    body.isBulkInstallation = false
-  }
-  return body
-}
-
-function userTypeMismatch(reply: FastifyReply, asked: string, actual: string): FastifyReply {
-  return badRequest(reply, `user_type ${asked} does not match the grant (${actual})`, { error: 'invalid_request' })
 }
 
 async function tokenEndpoint(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const store = ctx.store
+  // oauth-v3.json: the v3 token exchange is this same path with `Version: v3` and camelCase fields.
+  if (req.headers.version === 'v3') return v3TokenEndpoint(ctx, req, reply)
   const raw = bodyOf(req)
-  const grant = raw.grant_type
-  countAs(req, grant === 'authorization_code' || grant === 'refresh_token' ? store.stats.token[grant] : store.stats.token.other)
+  countTokenCall(ctx, req, raw.grant_type)
   if (await applyFault(ctx, 'token', req, reply)) return reply
-  const input = raw
-  const parsed = tokenRequestSchema.safeParse(input)
-  if (!parsed.success) return unprocessable(reply, zodMessages(parsed.error, input))
+  const parsed = tokenRequestSchema.safeParse(raw)
+  if (!parsed.success) return unprocessable(reply, zodMessages(parsed.error, raw))
   const body = parsed.data
   const app = authenticateClient(ctx, body.client_id, body.client_secret)
   if (!app) return unauthorized(reply, 'Invalid client credentials')
-
   if (body.grant_type === 'client_credentials') {
     return badRequest(reply, 'grant_type client_credentials is not supported', { error: 'unsupported_grant_type' })
   }
-
-  if (body.grant_type === 'authorization_code') {
-    if (!body.code) return unprocessable(reply, ['code should not be empty'])
-    const code = store.tokens.get(body.code)
-    if (!code || code.type !== 'code') return invalidGrant(reply, 'Invalid authorization code')
-    if (code.clientId !== app.clientId) return invalidGrant(reply, 'The authorization code was issued to another client')
-    const state = store.tokenState(code)
-    if (state === 'used') {
-      // RFC 6749 §4.1.2: a code used twice SHOULD revoke the tokens issued from it. The sandbox does.
-      const family = new Set(store.descendants(code.value))
-      const revoked = store.revokeWhere((t) => family.has(t))
-      ctx.logger.warn({ revoked }, 'sandbox: authorization code reused; tokens issued from it revoked')
-      ctx.persist()
-      return invalidGrant(reply, 'The authorization code has already been used')
-    }
-    if (state === 'revoked') return invalidGrant(reply, 'The authorization code has been revoked')
-    if (state === 'expired') return invalidGrant(reply, 'The authorization code has expired')
-    if (code.redirectUri && body.redirect_uri !== undefined && body.redirect_uri !== code.redirectUri) {
-      return invalidGrant(reply, 'redirect_uri does not match the one used at authorization')
-    }
-    if (body.user_type && body.user_type !== code.userType) return userTypeMismatch(reply, body.user_type, code.userType)
-    const install = targetInstalled(ctx, code)
-    if (!install) return invalidGrant(reply, 'The app is no longer installed for this grant')
-    code.usedAt = store.now()
-    if (code.source === 'reconnect') {
-      // Reconnect: the new grant replaces the installation's earlier refresh tokens.
-      store.revokeWhere(
-        (t) =>
-          t.type === 'refresh' &&
-          t.appId === code.appId &&
-          t.userType === code.userType &&
-          t.companyId === code.companyId &&
-          t.locationId === code.locationId &&
-          t.issuedAt <= code.usedAt!,
-      )
-    }
-    const { access, refresh } = issuePair(ctx, code, code.source === 'reconnect' ? 'reconnect' : 'consent')
-    const pending = code.pendingWebhooks ?? []
-    code.pendingWebhooks = []
-    if (pending.length > 0 && code.appId) {
-      const appId = code.appId
-      // 'after-exchange': sent once the token answer has been written.
-      reply.raw.once('close', () => ctx.webhooks.background(() => sendEvents(ctx, appId, pending)))
-    }
-    ctx.persist()
-    return reply.send(tokenBody(ctx, access, refresh, install))
-  }
-
-  // refresh_token
-  if (!body.refresh_token) return unprocessable(reply, ['refresh_token should not be empty'])
-  const old = store.tokens.get(body.refresh_token)
-  if (!old || old.type !== 'refresh') return invalidGrant(reply, 'Invalid refresh token')
-  if (old.clientId !== app.clientId) return invalidGrant(reply, 'The refresh token was issued to another client')
-  const state = store.tokenState(old)
-  if (state === 'used') return invalidGrant(reply, 'The refresh token has already been used')
-  if (state === 'revoked') return invalidGrant(reply, 'The refresh token has been revoked')
-  if (state === 'expired') return invalidGrant(reply, 'The refresh token has expired')
-  if (body.user_type && body.user_type !== old.userType) return userTypeMismatch(reply, body.user_type, old.userType)
-  const install = targetInstalled(ctx, old)
-  if (!install) return invalidGrant(reply, 'The app is no longer installed for this grant')
-  // Rotation: the used refresh token is dead from now on; the access token issued with it stays
-  // valid until its own expiry.
-  old.usedAt = store.now()
-  const { access, refresh } = issuePair(ctx, old, 'refresh')
-  ctx.persist()
-  return reply.send(tokenBody(ctx, access, refresh, install))
+  if (body.grant_type === 'authorization_code' && !body.code) return unprocessable(reply, ['code should not be empty'])
+  if (body.grant_type === 'refresh_token' && !body.refresh_token) return unprocessable(reply, ['refresh_token should not be empty'])
+  const outcome = runGrant(ctx, app, {
+    grantType: body.grant_type,
+    code: body.code,
+    refreshToken: body.refresh_token,
+    userType: body.user_type,
+    redirectUri: body.redirect_uri,
+  })
+  if (!outcome.ok) return sendGrantFailure(reply, outcome)
+  sendAfterAnswer(ctx, reply, outcome.pending)
+  return reply.send(tokenAnswer(ctx, outcome.access, outcome.refresh, outcome.install))
 }
 
 async function locationToken(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const store = ctx.store
+  if (req.headers.version === 'v3') {
+    countAs(req, store.stats.locationToken)
+    return removedInV3(reply, 'POST /oauth/locationToken', 'POST /oauth/location-token')
+  }
   const agency = await guard(ctx, req, reply, { scope: 'oauth.write', access: 'agency-only', counter: store.stats.locationToken, fault: 'locationToken' })
   if (!agency) return reply
   const input = bodyOf(req)
   const parsed = locationTokenSchema.safeParse(input)
   if (!parsed.success) return unprocessable(reply, zodMessages(parsed.error, input))
   const { companyId, locationId } = parsed.data
-  if (companyId !== agency.companyId) return forbidden(reply, 'The token does not have access to this company')
-  const location = store.location(locationId)
-  if (!location || location.companyId !== companyId) return badRequest(reply, 'Location not found in this company')
-  if (!agency.appId || !store.installForLocation(agency.appId, locationId)) {
-    return badRequest(reply, 'The app is not installed on this location')
-  }
-  const token = store.issue({
-    type: 'access',
-    clientId: agency.clientId,
-    appId: agency.appId,
-    companyId,
-    locationId,
-    userType: 'Location',
-    userId: agency.userId,
-    scopes: agency.scopes,
-    expiresAt: store.now() + store.settings.accessTokenTtlSec * 1000,
-    installId: agency.installId,
-    source: 'locationToken',
-    parent: agency.value,
-  })
-  ctx.persist()
-  const app = store.appById(agency.appId)
+  const minted = mintLocationToken(ctx, agency, companyId, locationId, false)
+  if (!minted.ok) return minted.status === 403 ? forbidden(reply, minted.message) : badRequest(reply, minted.message)
+  const plan = planOf(minted.app, minted.install)
   return reply.send({
-    access_token: token.value,
+    access_token: minted.access.value,
     token_type: 'Bearer',
     expires_in: store.settings.accessTokenTtlSec,
-    scope: token.scopes.join(' '),
+    scope: minted.access.scopes.join(' '),
     locationId,
     companyId,
     userType: 'Location',
-    userId: token.userId,
+    userId: minted.access.userId,
     appId: agency.appId,
-    ...(app?.planId ? { planId: app.planId } : {}),
+    ...(plan ? { planId: plan } : {}),
   })
 }
 
 async function installedLocations(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const store = ctx.store
+  if (req.headers.version === 'v3') {
+    countAs(req, store.stats.installedLocations)
+    return removedInV3(reply, 'GET /oauth/installedLocations', 'GET /oauth/installed-locations')
+  }
   const agency = await guard(ctx, req, reply, {
     scope: 'oauth.readonly',
     access: 'agency-only',
@@ -311,13 +194,21 @@ async function reconnect(ctx: SandboxContext, req: FastifyRequest, reply: Fastif
   const store = ctx.store
   countAs(req, store.stats.reconnect)
   if (await applyFault(ctx, 'reconnect', req, reply)) return reply
+  if (store.settings.reconnect === 'removed') {
+    // HighLevel since September 2026, for every call whatever its body or Version header (FACTS.md,
+    // "Reconnect"; HighLevel API docs issue #333). Key order as HighLevel writes it.
+    return reply.code(400).send({ message: 'API endpoint has been removed', error: 'Bad Request', statusCode: 400 })
+  }
   const input = bodyOf(req)
   const parsed = reconnectSchema.safeParse(input)
   if (!parsed.success) return unprocessable(reply, zodMessages(parsed.error, input))
   const body = parsed.data
   const app = authenticateClient(ctx, body.clientKey, body.clientSecret)
   if (!app) return unauthorized(reply, 'Invalid client credentials')
-  if (store.settings.reconnect === 'refuse') return badRequest(reply, 'Reconnect is not allowed for this installation')
+  const target = body.locationId ?? body.companyId!
+  if (store.settings.reconnect === 'refuse' || store.settings.reconnectRefusedIds.includes(target)) {
+    return badRequest(reply, 'Reconnect is not allowed for this installation')
+  }
   let install: InstallRecord | undefined
   if (body.locationId) install = store.installForLocation(app.appId, body.locationId)
   else install = store.activeInstall(app.appId, 'Company', body.companyId!)
