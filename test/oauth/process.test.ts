@@ -326,7 +326,7 @@ describe('against the sandbox', () => {
   let sandbox: Sandbox
   let http: OAuthHttp
   before(async () => {
-    sandbox = await startSandbox({ port: 0 })
+    sandbox = await startSandbox({ port: 0, reconnect: 'allow' })
     sandbox.configureApp({ redirectUris: ['http://127.0.0.1:1/cb'] })
     http = { apiUrl: sandbox.url, timeoutMs: 5000 }
   })

@@ -67,7 +67,7 @@ for (const dialect of DIALECTS) {
     let workers: Worker[]
 
     before(async () => {
-      sandbox = await startSandbox({ port: 0, rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
+      sandbox = await startSandbox({ port: 0, reconnect: 'allow', rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
       h = await createHarness(dialect, { sharedSandbox: sandbox })
       inst = await h.installLocation()
       // Started once (tsx start-up is the slow part); each round uses a new TokenService in them.

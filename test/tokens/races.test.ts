@@ -72,7 +72,7 @@ for (const dialect of DIALECTS) {
     let h: Harness
 
     before(async () => {
-      sandbox = await startSandbox({ port: 0, rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
+      sandbox = await startSandbox({ port: 0, reconnect: 'allow', rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
       h = await createHarness(dialect, { sharedSandbox: sandbox })
       const company = sandbox.companies[0]!
       await h.installAgency(company.companyId, [company.locations[0]!.locationId, company.locations[2]!.locationId])

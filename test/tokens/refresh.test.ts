@@ -38,7 +38,7 @@ for (const dialect of DIALECTS) {
     let db: { url: string; cleanup: () => Promise<void> }
     const key = testKey()
     before(async () => {
-      sandbox = await startSandbox({ port: 0, rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
+      sandbox = await startSandbox({ port: 0, reconnect: 'allow', rateLimit: { burstMax: 1_000_000, burstWindowMs: 10_000, dailyMax: 10_000_000 } })
       db = await freshDatabase(dialect)
     })
     after(async () => {
