@@ -402,6 +402,15 @@ export class SqlVault implements Vault {
     return rows.map(toWebhookRecord)
   }
 
+  async listRecentWebhooks(filter: { status?: WebhookEventRecord['status']; webhookId?: string; limit?: number } = {}): Promise<WebhookEventRecord[]> {
+    let query = this.#db.selectFrom('webhook_events').selectAll()
+    if (filter.status !== undefined) query = query.where('status', '=', filter.status)
+    if (filter.webhookId !== undefined) query = query.where('webhook_id', '=', filter.webhookId)
+    const limit = filter.limit !== undefined && Number.isInteger(filter.limit) && filter.limit > 0 ? filter.limit : 100
+    const rows = await query.orderBy('received_at', 'desc').orderBy('webhook_id', 'desc').limit(limit).execute()
+    return rows.map(toWebhookRecord)
+  }
+
   async purgeExpiredWebhooks(now: Date): Promise<number> {
     if (!isValidDate(now)) throw badInput(['expected now to be a valid Date'])
     const result = await this.#db.deleteFrom('webhook_events').where('expires_at', '<=', now.getTime()).executeTakeFirst()

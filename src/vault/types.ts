@@ -212,6 +212,8 @@ export interface Vault {
   claimWebhook(webhookId: string, owner: string, until: Date, options?: { now?: Date; attempts?: number }): Promise<boolean>
   /** Events to (re)process: `pending` and `failed` ones (oldest first), or `waiting` ones for a resource. */
   listWebhooks(filter: { status: WebhookEventRecord['status']; locationId?: string; companyId?: string; limit?: number }): Promise<WebhookEventRecord[]>
+  /** Stored events of any status (or of `status`), newest first, for operators: `ghl-connect webhooks`. Default limit 100. */
+  listRecentWebhooks(filter?: { status?: WebhookEventRecord['status']; webhookId?: string; limit?: number }): Promise<WebhookEventRecord[]>
   /** Deletes webhook records past `expiresAt`; returns how many. */
   purgeExpiredWebhooks(now: Date): Promise<number>
 

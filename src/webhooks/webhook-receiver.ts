@@ -436,6 +436,23 @@ export class WebhookReceiver {
     if (errors.length === 1) throw errors[0]
     if (errors.length > 1) throw new AggregateError(errors, `${errors.length} webhook handlers failed`)
   }
+
+  /** Stored events for an operator (`ghl-connect webhooks list`): of any status or of one, newest first. */
+  list(filter: { status?: WebhookEventRecord['status']; limit?: number } = {}): Promise<WebhookEventRecord[]> {
+    return this.#vault.listRecentWebhooks(filter)
+  }
+
+  /**
+   * Processes a stored event again, as a fresh attempt, whatever its status (an operator's replay:
+   * `ghl-connect webhooks replay ID`): lifecycle handling, this receiver's subscribers, forwarding, and the
+   * outcome recorded like any attempt. A `pending`/`failed` event is claimed first, so it is `skipped` while
+   * another instance holds it. `undefined` when no event with this id is stored.
+   */
+  async replay(webhookId: string): Promise<{ webhookId: string; type: string; outcome: 'processed' | 'waiting' | 'failed' | 'skipped' } | undefined> {
+    const [record] = await this.#vault.listRecentWebhooks({ webhookId, limit: 1 })
+    if (!record) return undefined
+    return { webhookId, type: record.type, outcome: await this.#schedule(toQueued(record), false) }
+  }
 }
 
 function toQueued(record: WebhookEventRecord): QueuedEvent {
