@@ -140,7 +140,9 @@ function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['log
   const code = ghl?.code ?? 'GHL_INTERNAL'
   const status = ghl ? (ghl.status >= 500 ? 502 : ghl.status) : 500
   // The operator finds the cause under this reference; the user sees a plain explanation.
-  log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
+  // A user who declines, or an expired or replayed link, is an ordinary outcome: one info line, no stack.
+  if (code === 'GHL_OAUTH_DENIED' || code === 'GHL_OAUTH_STATE_INVALID') log.info({ reference, code }, `install not completed: ${ghl!.message}`)
+  else log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
   const message = ghl
     ? status >= 500 && !(ghl instanceof HighLevelApiError)
       ? `${ghl.message} Nothing was stored; please try again in a moment.`
