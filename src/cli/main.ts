@@ -4,17 +4,21 @@
  * and maps the outcome to an exit code: 0 done, 1 failed, 2 bad usage (with a pointer to --help).
  * Every command answers `--help` by printing its help and doing nothing else.
  *
- *   ghl-connect serve | dev | sandbox | migrate | keys
+ *   ghl-connect serve | dev | sandbox | migrate | keys | installations | call | refresh | webhooks
  */
 import { readFileSync } from 'node:fs'
 import { ConfigError } from '../config.js'
 import { GhlError } from '../errors.js'
 import { UsageError, type Command } from './command.js'
+import { callCommand } from './commands/call.js'
 import { devCommand } from './commands/dev.js'
+import { installationsCommand } from './commands/installations.js'
 import { keysCommand } from './commands/keys.js'
 import { migrateCommand } from './commands/migrate.js'
+import { refreshCommand } from './commands/refresh.js'
 import { sandboxCommand } from './commands/sandbox.js'
 import { serveCommand } from './commands/serve.js'
+import { webhooksCommand } from './commands/webhooks.js'
 import { print, printError } from './output.js'
 
 /** Exit codes. */
@@ -26,6 +30,10 @@ const COMMANDS: readonly Command[] = [
   sandboxCommand,
   migrateCommand,
   keysCommand,
+  installationsCommand,
+  callCommand,
+  refreshCommand,
+  webhooksCommand,
 ]
 
 function overview(): string {

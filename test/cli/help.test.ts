@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/services.js'
 import { freePort } from '../helpers/stack.js'
 import { runCli, type CliResult } from './run-cli.js'
 
-const COMMANDS = ['serve', 'dev', 'sandbox', 'migrate', 'keys']
+const COMMANDS = ['serve', 'dev', 'sandbox', 'migrate', 'keys', 'installations', 'call', 'refresh', 'webhooks']
 
 /** Runs at most `n` at once (the machine is shared). */
 async function limited<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -36,8 +36,11 @@ test('--help on every command (and on subcommands) prints its usage, exits 0, an
       [['dev', '-h'], 'dev'],
       [['keys', 'generate', '--help'], 'keys'],
       [['keys', 'rotate', '--help'], 'keys'],
+      [['installations', 'show', 'some-id', '--help'], 'installations'],
+      [['webhooks', 'replay', 'some-id', '--help'], 'webhooks'],
+      [['call', 'LOC', 'GET', '/contacts/', '--help'], 'call'],
       [['sandbox', '--port', '0', '--help'], 'sandbox'],
-      [['help', 'migrate'], 'migrate'],
+      [['help', 'refresh'], 'refresh'],
     ]
     const results = await limited(cases, 3, ([args]) => runCli(args, { cwd: dir.path, env, timeoutMs: 45_000 }))
     results.forEach((r, i) => {
@@ -83,7 +86,22 @@ test('bad usage exits 2 with the problem and a pointer to --help, and does nothi
       [[], /Usage: ghl-connect <command>/, 'no command'],
       [['frobnicate'], /unknown command "frobnicate"[\s\S]*Run "ghl-connect --help"/, 'unknown command'],
       [['--frob'], /unknown option "--frob"[\s\S]*Run "ghl-connect --help"/, 'unknown top-level option'],
+      [['installations', '--frob'], /ghl-connect installations: Unknown option '--frob'[\s\S]*Run "ghl-connect installations --help"/, 'unknown option'],
       [['migrate', '--dry-run'], /ghl-connect migrate: Unknown option '--dry-run'/, 'unknown option on migrate'],
+      [['installations', '--status'], /ghl-connect installations: Option '--status <value>' argument missing/, 'option without its value'],
+      [['installations', '--status', 'gone'], /--status: expected one of active, needs_reauthorization, uninstalled, got "gone"/, 'bad status'],
+      [['installations', '--kind', 'reseller'], /--kind: expected one of agency, sub-account, minted/, 'bad kind'],
+      [['installations', 'show'], /ghl-connect installations: missing the installation ID/, 'show without ID'],
+      [['installations', 'remove', 'x'], /unknown subcommand "remove"/, 'unknown subcommand'],
+      [['webhooks', '--status', 'done'], /--status: expected one of pending, processed, failed, waiting/, 'bad webhook status'],
+      [['webhooks', '--limit', '0'], /--limit: expected a positive integer/, 'bad limit'],
+      [['webhooks', 'replay'], /missing the WEBHOOK_ID/, 'replay without id'],
+      [['call', 'LOC'], /ghl-connect call: missing METHOD and PATH/, 'call without method'],
+      [['call', 'LOC', 'FETCH', '/x'], /METHOD: expected one of GET, POST, PUT, PATCH, DELETE, got "FETCH"/, 'bad method'],
+      [['call', 'LOC', 'GET', 'contacts'], /PATH: expected a path starting with "\/"/, 'bad path'],
+      [['call', 'LOC', 'GET', '/x', '--query', 'novalue'], /--query: expected KEY=VALUE, got "novalue"/, 'bad query'],
+      [['call', 'LOC', 'POST', '/x', '--body', '{nope'], /--body: expected JSON/, 'bad body'],
+      [['refresh'], /ghl-connect refresh: missing the installation ID/, 'refresh without id'],
       [['keys'], /missing subcommand: "generate" or "rotate"/, 'keys without subcommand'],
       [['keys', 'shred'], /unknown subcommand "shred"/, 'unknown keys subcommand'],
       [['serve', 'now'], /ghl-connect serve: unexpected argument "now"/, 'extra argument'],
