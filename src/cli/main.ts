@@ -4,7 +4,7 @@
  * and maps the outcome to an exit code: 0 done, 1 failed, 2 bad usage (with a pointer to --help).
  * Every command answers `--help` by printing its help and doing nothing else.
  *
- *   ghl-connect serve | dev | sandbox | migrate | keys | installations | call | refresh | webhooks
+ *   ghl-connect serve | dev | sandbox | migrate | keys | installations | call | refresh | webhooks | doctor
  */
 import { readFileSync } from 'node:fs'
 import { ConfigError } from '../config.js'
@@ -12,6 +12,7 @@ import { GhlError } from '../errors.js'
 import { UsageError, type Command } from './command.js'
 import { callCommand } from './commands/call.js'
 import { devCommand } from './commands/dev.js'
+import { doctorCommand } from './commands/doctor.js'
 import { installationsCommand } from './commands/installations.js'
 import { keysCommand } from './commands/keys.js'
 import { migrateCommand } from './commands/migrate.js'
@@ -34,6 +35,7 @@ const COMMANDS: readonly Command[] = [
   callCommand,
   refreshCommand,
   webhooksCommand,
+  doctorCommand,
 ]
 
 function overview(): string {

@@ -9,7 +9,7 @@ import { tempDir } from '../helpers/services.js'
 import { freePort } from '../helpers/stack.js'
 import { runCli, type CliResult } from './run-cli.js'
 
-const COMMANDS = ['serve', 'dev', 'sandbox', 'migrate', 'keys', 'installations', 'call', 'refresh', 'webhooks']
+const COMMANDS = ['serve', 'dev', 'sandbox', 'migrate', 'keys', 'installations', 'call', 'refresh', 'webhooks', 'doctor']
 
 /** Runs at most `n` at once (the machine is shared). */
 async function limited<T, R>(items: readonly T[], n: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -40,7 +40,7 @@ test('--help on every command (and on subcommands) prints its usage, exits 0, an
       [['webhooks', 'replay', 'some-id', '--help'], 'webhooks'],
       [['call', 'LOC', 'GET', '/contacts/', '--help'], 'call'],
       [['sandbox', '--port', '0', '--help'], 'sandbox'],
-      [['help', 'refresh'], 'refresh'],
+      [['help', 'doctor'], 'doctor'],
     ]
     const results = await limited(cases, 3, ([args]) => runCli(args, { cwd: dir.path, env, timeoutMs: 45_000 }))
     results.forEach((r, i) => {
