@@ -87,9 +87,9 @@ export function oneOf<T extends string>(command: string, option: string, value: 
   return value as T
 }
 
-/** Checks the number of positional words; `names` are shown in the message (e.g. `['ID']`). */
-export function expectPositionals(command: string, positionals: readonly string[], min: number, max: number, what: string): void {
-  if (positionals.length < min) throw new UsageError(`missing ${what}`, command)
+/** Checks the number of positional words; `missing` names what is missing when there are too few (e.g. "the installation ID"). */
+export function expectPositionals(command: string, positionals: readonly string[], min: number, max: number, missing: string): void {
+  if (positionals.length < min) throw new UsageError(`missing ${missing}`, command)
   if (positionals.length > max) throw new UsageError(`unexpected argument ${JSON.stringify(positionals[max])}`, command)
 }
 

@@ -52,12 +52,12 @@ Examples:
       const client = values.company ? connector.company(target) : connector.location(target)
       const res = (await client.request(method, path, options)) as ApiResponse
       printError(`HTTP ${res.status}${res.traceId ? ` (trace id ${res.traceId})` : ''}`)
-      if (res.data !== undefined) typeof res.data === 'string' ? print(res.data) : printJson(res.data)
+      printBody(res.data)
       return 0
     } catch (err) {
       if (err instanceof HighLevelApiError) {
         printError(`HTTP ${err.upstreamStatus}${err.traceId ? ` (trace id ${err.traceId})` : ''}`, `${err.code}: ${err.message}`)
-        if (err.body !== undefined) typeof err.body === 'string' ? print(err.body) : printJson(err.body)
+        printBody(err.body)
         return 1
       }
       if (err instanceof GhlError) {
@@ -70,6 +70,13 @@ Examples:
     }
   },
 })
+
+/** HighLevel's answer: JSON pretty-printed, text as it came, nothing for an empty body. */
+function printBody(body: unknown): void {
+  if (body === undefined) return
+  if (typeof body === 'string') print(body)
+  else printJson(body)
+}
 
 /** `k=v` pairs; a repeated key becomes an array (`a=1&a=2`). */
 function parseQuery(pairs: readonly string[]): Record<string, QueryValue> {
