@@ -385,3 +385,44 @@ function deepFreeze<T>(value: T): T {
   }
   return value
 }
+
+/** The settings of commands that only open the database (`ghl-connect migrate`, `keys rotate`, …). */
+export interface DatabaseConfig {
+  readonly databaseUrl: string
+  readonly dataDir: string
+  /** First one encrypts; all decrypt. Empty only when `allowMissingKey` was given. */
+  readonly encryptionKeys: readonly EncryptionKey[]
+}
+
+/**
+ * Reads and validates only `DATABASE_URL`, `GHL_DATA_DIR` and `GHL_ENCRYPTION_KEY`, with the same
+ * sources, defaults and messages as {@link loadConfig}: commands that never talk to HighLevel need no
+ * client id, secret, redirect URI or scopes. Throws {@link ConfigError} listing every problem.
+ *
+ * @example
+ * const { databaseUrl } = loadDatabaseConfig({ allowMissingKey: true })   // ghl-connect migrate
+ */
+export function loadDatabaseConfig(options: LoadConfigOptions = {}): DatabaseConfig {
+  const fileVars = readEnvFile(options.envFile ?? (options.env ? false : '.env'))
+  const env: Record<string, string | undefined> = { ...options.defaults, ...fileVars, ...(options.env ?? process.env), ...definedOnly(options.overrides) }
+  const issues: ConfigIssue[] = []
+  const problem = (variable: string, expected: string): void => {
+    const value = env[variable]
+    const received = !value
+      ? 'nothing'
+      : SECRET_VARIABLES.has(variable)
+        ? `a value of ${value.length} characters`
+        : // A database URL may carry a password: never echo the user-info part.
+          JSON.stringify(value.replace(/\/\/[^@/]*@/, '//…@').slice(0, 80))
+    issues.push({ variable, expected, received })
+  }
+  const dataDir = resolve(env.GHL_DATA_DIR?.trim() || './data')
+  const databaseUrl = env.DATABASE_URL?.trim() || resolve(dataDir, 'ghl-connect.db')
+  if (/^[a-z]+:\/\//i.test(databaseUrl) && !/^postgres(ql)?:\/\//i.test(databaseUrl)) problem('DATABASE_URL', 'a SQLite file path or a postgres:// URL')
+  const keys = parseKeys(env.GHL_ENCRYPTION_KEY, problem)
+  if (keys.length === 0 && !options.allowMissingKey && !issues.some((i) => i.variable === 'GHL_ENCRYPTION_KEY')) {
+    problem('GHL_ENCRYPTION_KEY', 'one or more base64 32-byte keys, comma-separated (generate one: `ghl-connect keys generate`)')
+  }
+  if (issues.length > 0) throw new ConfigError(issues)
+  return deepFreeze({ databaseUrl, dataDir, encryptionKeys: keys })
+}

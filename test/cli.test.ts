@@ -42,13 +42,37 @@ test('serve refuses unsigned webhooks in production', () => {
   assert.match(r.stderr, /GHL_WEBHOOK_ALLOW_UNSIGNED/)
 })
 
-test('keys generate prints a usable key; unknown commands fail with usage', () => {
+test('keys generate prints a usable key; unknown commands are a usage error (exit 2)', () => {
   const k = spawnSync(process.execPath, ['--import', TSX, MAIN, 'keys', 'generate'], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(k.status, 0)
   assert.equal(Buffer.from(k.stdout.trim(), 'base64').length, 32)
   const u = spawnSync(process.execPath, ['--import', TSX, MAIN, 'frobnicate'], { encoding: 'utf8', timeout: 30_000 })
-  assert.equal(u.status, 1)
-  assert.match(u.stderr, /Unknown command "frobnicate"/)
+  assert.equal(u.status, 2)
+  assert.match(u.stderr, /unknown command "frobnicate"/)
+})
+
+test('migrate needs only DATABASE_URL: it creates the tables, and running it again changes nothing', async () => {
+  const { createVault } = await import('../src/vault/create-vault.js')
+  const { parseKeys } = await import('../src/config.js')
+  const dir = tempDir()
+  try {
+    const databaseUrl = join(dir.path, 'fresh.db')
+    for (let run = 0; run < 2; run++) {
+      const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'migrate'], { cwd: dir.path, env: { ...cleanEnv(), DATABASE_URL: databaseUrl }, encoding: 'utf8', timeout: 30_000 })
+      assert.equal(r.status, 0, r.stderr)
+      assert.equal(r.stdout, `Migrations applied: SQLite ${databaseUrl}\n`)
+    }
+    const Database = (await import('better-sqlite3')).default
+    const sqlite = new Database(databaseUrl, { readonly: true, fileMustExist: true })
+    const names = sqlite.prepare('select name from kysely_migration order by name').all() as { name: string }[]
+    sqlite.close()
+    assert.deepEqual(names.map((n) => n.name), ['0001-initial', '0002-webhook-claims'])
+    const vault = await createVault({ databaseUrl, keys: parseKeys(testKey()), migrate: false })
+    assert.deepEqual(await vault.installations.list(), [])
+    await vault.close()
+  } finally {
+    dir.remove()
+  }
 })
 
 test('dev starts sandbox + connector on SQLite, creates a 0600 key file, serves the page; migrate works', { timeout: 60_000 }, async () => {
@@ -118,7 +142,8 @@ test('keys rotate re-encrypts every stored token with the first key; the old key
       })
     }
     await v1.close()
-    const env = { ...cleanEnv(), GHL_CLIENT_ID: 'abc123-def', GHL_CLIENT_SECRET: 'x', GHL_REDIRECT_URI: 'https://x.example/cb', GHL_SCOPES: 'contacts.readonly', DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }
+    // Only the database settings: rotation never talks to HighLevel.
+    const env = { ...cleanEnv(), DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }
     const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'keys', 'rotate'], { env: { ...env, GHL_ENCRYPTION_KEY: `new:${newKey},old:${oldKey}` }, encoding: 'utf8', timeout: 30_000 })
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /Re-encrypted 2 installation\(s\) with key new/)

@@ -237,5 +237,6 @@ export class WebhookReceiver {
   runMaintenance(): Promise<void> {
     return this.#queue.runMaintenance()
   }
+
 }
 
