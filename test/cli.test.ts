@@ -3,22 +3,23 @@
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { vaultMigrations } from '../src/vault/migrations/index.js'
 import { spawn, spawnSync } from 'node:child_process'
 import { statSync, existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { request } from 'undici'
 import { tempDir, testKey } from './helpers/services.js'
 import { freePort } from './helpers/stack.js'
+import { CLI } from './cli/run-cli.js'
 
-const MAIN = resolve('src/cli/main.ts')
-/** tsx resolved from the project, so that children started in a temp folder find it. */
-const TSX = import.meta.resolve('tsx')
+
+
 const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('GHL_') && k !== 'DATABASE_URL' && k !== 'PORT' && k !== 'REDIS_URL'))
 
 test('serve refuses to start without an encryption key, naming every missing setting', () => {
   const dir = tempDir()
   try {
-    const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'serve'], {
+    const r = spawnSync(process.execPath, [...CLI, 'serve'], {
       cwd: dir.path,
       env: { ...cleanEnv(), NODE_OPTIONS: '', GHL_CLIENT_ID: 'abc123-def', GHL_CLIENT_SECRET: 's3cret-value', GHL_REDIRECT_URI: 'https://x.example/cb', GHL_SCOPES: 'contacts.readonly' },
       encoding: 'utf8',
@@ -33,7 +34,7 @@ test('serve refuses to start without an encryption key, naming every missing set
 })
 
 test('serve refuses unsigned webhooks in production', () => {
-  const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'serve'], {
+  const r = spawnSync(process.execPath, [...CLI, 'serve'], {
     env: { ...cleanEnv(), NODE_ENV: 'production', GHL_WEBHOOK_ALLOW_UNSIGNED: 'true', GHL_CLIENT_ID: 'abc123-def', GHL_CLIENT_SECRET: 'x', GHL_REDIRECT_URI: 'https://x.example/cb', GHL_SCOPES: 'contacts.readonly', GHL_ENCRYPTION_KEY: testKey() },
     encoding: 'utf8',
     timeout: 30_000,
@@ -43,10 +44,10 @@ test('serve refuses unsigned webhooks in production', () => {
 })
 
 test('keys generate prints a usable key; unknown commands are a usage error (exit 2)', () => {
-  const k = spawnSync(process.execPath, ['--import', TSX, MAIN, 'keys', 'generate'], { encoding: 'utf8', timeout: 30_000 })
+  const k = spawnSync(process.execPath, [...CLI, 'keys', 'generate'], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(k.status, 0)
   assert.equal(Buffer.from(k.stdout.trim(), 'base64').length, 32)
-  const u = spawnSync(process.execPath, ['--import', TSX, MAIN, 'frobnicate'], { encoding: 'utf8', timeout: 30_000 })
+  const u = spawnSync(process.execPath, [...CLI, 'frobnicate'], { encoding: 'utf8', timeout: 30_000 })
   assert.equal(u.status, 2)
   assert.match(u.stderr, /unknown command "frobnicate"/)
 })
@@ -58,7 +59,7 @@ test('migrate needs only DATABASE_URL: it creates the tables, and running it aga
   try {
     const databaseUrl = join(dir.path, 'fresh.db')
     for (let run = 0; run < 2; run++) {
-      const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'migrate'], { cwd: dir.path, env: { ...cleanEnv(), DATABASE_URL: databaseUrl }, encoding: 'utf8', timeout: 30_000 })
+      const r = spawnSync(process.execPath, [...CLI, 'migrate'], { cwd: dir.path, env: { ...cleanEnv(), DATABASE_URL: databaseUrl }, encoding: 'utf8', timeout: 30_000 })
       assert.equal(r.status, 0, r.stderr)
       assert.equal(r.stdout, `Migrations applied: SQLite ${databaseUrl}\n`)
     }
@@ -66,7 +67,7 @@ test('migrate needs only DATABASE_URL: it creates the tables, and running it aga
     const sqlite = new Database(databaseUrl, { readonly: true, fileMustExist: true })
     const names = sqlite.prepare('select name from kysely_migration order by name').all() as { name: string }[]
     sqlite.close()
-    assert.deepEqual(names.map((n) => n.name), ['0001-initial', '0002-webhook-claims'])
+    assert.deepEqual(names.map((n) => n.name), Object.keys(await vaultMigrations('sqlite').getMigrations()))
     const vault = await createVault({ databaseUrl, keys: parseKeys(testKey()), migrate: false })
     assert.deepEqual(await vault.installations.list(), [])
     await vault.close()
@@ -79,7 +80,7 @@ test('dev starts sandbox + connector on SQLite, creates a 0600 key file, serves 
   const dir = tempDir()
   const port = await freePort()
   const sandboxPort = await freePort()
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, 'dev'], {
+  const child = spawn(process.execPath, [...CLI, 'dev'], {
     cwd: dir.path,
     env: { ...cleanEnv(), PORT: String(port), GHL_SANDBOX_PORT: String(sandboxPort), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -116,7 +117,7 @@ test('dev starts sandbox + connector on SQLite, creates a 0600 key file, serves 
     child.kill('SIGTERM')
     await new Promise((r) => child.once('exit', r))
   }
-  const m = spawnSync(process.execPath, ['--import', TSX, MAIN, 'migrate'], {
+  const m = spawnSync(process.execPath, [...CLI, 'migrate'], {
     cwd: dir.path,
     env: { ...cleanEnv(), GHL_CLIENT_ID: 'abc123-def', GHL_CLIENT_SECRET: 'x', GHL_REDIRECT_URI: 'https://x.example/cb', GHL_SCOPES: 'contacts.readonly', LOG_LEVEL: 'warn' },
     encoding: 'utf8',
@@ -144,7 +145,7 @@ test('keys rotate re-encrypts every stored token with the first key; the old key
     await v1.close()
     // Only the database settings: rotation never talks to HighLevel.
     const env = { ...cleanEnv(), DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn' }
-    const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'keys', 'rotate'], { env: { ...env, GHL_ENCRYPTION_KEY: `new:${newKey},old:${oldKey}` }, encoding: 'utf8', timeout: 30_000 })
+    const r = spawnSync(process.execPath, [...CLI, 'keys', 'rotate'], { env: { ...env, GHL_ENCRYPTION_KEY: `new:${newKey},old:${oldKey}` }, encoding: 'utf8', timeout: 30_000 })
     assert.equal(r.status, 0, r.stderr)
     assert.match(r.stdout, /Re-encrypted 2 installation\(s\) with key new/)
     const v2 = await createVault({ databaseUrl, keys: parseKeys(`new:${newKey}`) })
@@ -167,7 +168,7 @@ test('dev with its port already taken exits with the error instead of hanging', 
   const port = (blocker.address() as { port: number }).port
   const dir = tempDir()
   try {
-    const r = spawnSync(process.execPath, ['--import', TSX, MAIN, 'dev'], {
+    const r = spawnSync(process.execPath, [...CLI, 'dev'], {
       cwd: dir.path,
       env: { ...cleanEnv(), PORT: String(port), GHL_SANDBOX_PORT: String(await freePort()), LOG_LEVEL: 'silent' },
       encoding: 'utf8',

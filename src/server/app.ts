@@ -28,6 +28,11 @@ import { checkApiKey } from './api-key.js'
 export interface ServerOptions {
   /** Shown on the page in development (link to the sandbox). */
   sandboxUrl?: string
+  /**
+   * Serve on this node HTTP server (already listening, e.g. on port 0 so its port is known before the
+   * connector is configured) instead of calling `listen()`: await `app.ready()` after building.
+   */
+  server?: import('node:http').Server
 }
 
 const HTML_HEADERS = {
@@ -61,6 +66,14 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     bodyLimit: 1024 * 1024,
     // A request that never finishes sending must not hold a connection forever.
     requestTimeout: Math.max(config.requestTimeoutMs * 2, 60_000),
+    ...(options.server
+      ? {
+          serverFactory: (handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) => {
+            options.server!.on('request', handler)
+            return options.server!
+          },
+        }
+      : {}),
   })
 
   app.addHook('onResponse', async (req, reply) => {
@@ -194,7 +207,7 @@ function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['log
   const code = ghl?.code ?? 'GHL_INTERNAL'
   const status = ghl ? (ghl.status >= 500 ? 502 : ghl.status) : 500
   // The operator finds the cause under this reference; the user sees a plain explanation.
-  if (ORDINARY_INSTALL_OUTCOMES.has(code)) log.info({ reference, code, reason: ghl?.message }, 'install not completed')
+  if (ORDINARY_INSTALL_OUTCOMES.has(code)) log.info({ reference, code }, `install not completed: ${ghl?.message ?? code}`)
   else log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
   const message = ghl
     ? status >= 500 && !(ghl instanceof HighLevelApiError)

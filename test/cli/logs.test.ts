@@ -9,11 +9,11 @@ import { request } from 'undici'
 import { startSandbox } from '../../src/sandbox/index.js'
 import { tempDir, testKey } from '../helpers/services.js'
 import { freePort } from '../helpers/stack.js'
-import { appEnv, cleanEnv, MAIN, TSX } from './run-cli.js'
+import { appEnv, cleanEnv, CLI } from './run-cli.js'
 
 /** Starts `ghl-connect ...args`; resolves once stdout has matched `ready`. `stop()` ends it and returns everything it printed. */
 async function startCli(args: string[], env: Record<string, string>, cwd: string, ready: RegExp) {
-  const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [...CLI, ...args], { cwd, env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
   let err = ''
   child.stdout.on('data', (d: Buffer) => (out += d.toString('utf8')))

@@ -1,16 +1,21 @@
 /**
- * Runs the real `ghl-connect` as a child process (through tsx, from the sources) and collects what
- * it printed. Asynchronous, so that servers of the test process (the sandbox, a connector) keep
- * answering the child while it runs.
+ * Runs the real `ghl-connect` as a child process — the compiled `dist/cli/main.js` that users run
+ * (`npm test` builds it first; without a build, the sources through tsx) — and collects what it
+ * printed. Asynchronous, so that servers of the test process (the sandbox, a connector) keep answering
+ * the child while it runs.
  */
 import { spawn } from 'node:child_process'
+import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import type { Config } from '../../src/config.js'
 import type { Sandbox } from '../../src/sandbox/index.js'
 
-export const MAIN = resolve('src/cli/main.ts')
+const BUILT = resolve('dist/cli/main.js')
 /** tsx resolved from the project, so that children started in a temp folder find it. */
 export const TSX = import.meta.resolve('tsx')
+/** The node arguments that start `ghl-connect`: the build when it is at least as new as the sources. */
+export const CLI: readonly string[] =
+  existsSync(BUILT) && statSync(BUILT).mtimeMs >= statSync(resolve('src/cli/main.ts')).mtimeMs ? [BUILT] : ['--import', TSX, resolve('src/cli/main.ts')]
 
 export interface CliResult {
   /** Exit code; `null` when killed (the timeout). */
@@ -33,7 +38,7 @@ export const transcript: string[] = []
 /** Runs `ghl-connect ...args` with `env` added to a clean environment; kills it after `timeoutMs`. */
 export function runCli(args: readonly string[], options: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<CliResult> {
   return new Promise((resolveRun, reject) => {
-    const child = spawn(process.execPath, ['--import', TSX, MAIN, ...args], {
+    const child = spawn(process.execPath, [...CLI, ...args], {
       cwd: options.cwd,
       env: { ...cleanEnv(), ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,6 +4,7 @@
  * Everything the connector logs is captured in `logs` so tests can search it for secrets.
  */
 import { createServer } from 'node:net'
+import { createServer as createHttpServer } from 'node:http'
 import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { loadConfig, type Config } from '../../src/config.js'
@@ -33,7 +34,10 @@ export interface StackOptions {
   background?: boolean
 }
 
-/** A free loopback port (the connector's redirect URI must be known before it listens). */
+/**
+ * A free loopback port, for a server another process will bind (the CLI tests): it may be taken in
+ * between, so in-process servers listen on port 0 instead (see {@link startStack}).
+ */
 export async function freePort(): Promise<number> {
   const srv = createServer()
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
@@ -45,7 +49,11 @@ export async function freePort(): Promise<number> {
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const sandbox = await startSandbox({ port: 0, ...options.sandbox })
   const db = await freshDatabase(options.dialect ?? 'sqlite')
-  const port = await freePort()
+  // Listen on port 0 first and read the port back: the connector's redirect URI must be known before
+  // it is configured, and a port picked and released earlier could be taken by someone else meanwhile.
+  const server = createHttpServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as { port: number }).port
   const url = `http://127.0.0.1:${port}`
   const apiKey = `test-api-key-${Math.random().toString(36).slice(2)}xxxxxxxx`
   sandbox.configureApp({ redirectUris: [`${url}/oauth/callback`], webhookUrl: `${url}/webhooks/highlevel` })
@@ -79,8 +87,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   })
   const logger = createLogger({ level: 'debug', destination })
   const connector = await createConnector({ config, logger, background: options.background ?? false })
-  const app = await buildServer(connector, { sandboxUrl: sandbox.url })
-  await app.listen({ port, host: '127.0.0.1' })
+  const app = await buildServer(connector, { sandboxUrl: sandbox.url, server })
+  await app.ready()
   return {
     sandbox,
     connector,
@@ -91,6 +99,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     logs,
     close: async () => {
       await app.close()
+      // Fastify closes only a server it listened on itself.
+      server.closeAllConnections()
+      await new Promise<void>((resolve) => server.close(() => resolve()))
       await connector.close()
       await sandbox.close()
       await db.cleanup()
