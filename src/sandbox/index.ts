@@ -14,6 +14,7 @@ export type {
   SandboxSeedCompany,
   SandboxSeedLocation,
   SandboxSeedUser,
+  VersionCheck,
   WebhookTiming,
 } from './types.js'
 export type { SandboxStats } from './store.js'

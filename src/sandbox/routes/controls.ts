@@ -27,6 +27,7 @@ const settingsSchema = z.object({
     .optional(),
   reconnect: z.enum(['allow', 'refuse']).optional(),
   webhookTiming: z.enum(['early', 'after-exchange', 'none']).optional(),
+  versionCheck: z.enum(['published', 'operation']).optional(),
 })
 
 const faultSchema = z.object({
@@ -162,6 +163,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     if (s.rateLimit) Object.assign(store.settings.rateLimit, Object.fromEntries(Object.entries(s.rateLimit).filter(([, v]) => v !== undefined)))
     if (s.reconnect) store.settings.reconnect = s.reconnect
     if (s.webhookTiming) store.settings.webhookTiming = s.webhookTiming
+    if (s.versionCheck) store.settings.versionCheck = s.versionCheck
     return store.settings
   })
 
