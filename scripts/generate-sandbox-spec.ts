@@ -8,7 +8,8 @@
  * Descriptions, summaries, examples and titles are dropped (HighLevel's prose stays in its docs).
  * A few spec quirks are normalised so a JSON Schema validator takes every schema as written: OpenAPI
  * `nullable` becomes a JSON Schema type union, `type: "any"` and formats no validator knows
- * (`binary`) are dropped, enum values of the wrong type and repeated enum values are dropped. Nothing else is changed.
+ * (`binary`) are dropped, enum values of the wrong type and repeated enum values are dropped, and the
+ * few plain mistakes listed in ERRATA are corrected. Nothing else is changed.
  *
  * The sandbox reads only the artifact (it runs from the npm package, without the docs). Run
  * `npm run generate:sandbox` after the docs change; test/sandbox/spec-artifact.test.ts fails when
@@ -35,6 +36,28 @@ const KEEP = new Set([
   'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'maxLength', 'pattern',
   'minItems', 'maxItems', 'uniqueItems', 'additionalProperties', '$ref', 'nullable', 'const',
 ])
+/**
+ * Corrections of plain mistakes in HighLevel's docs, applied to a component schema after cleaning.
+ * Each names the schema, the property path and the corrected schema, with the reason. Keep it short.
+ */
+const ERRATA: Array<{ schema: string; path: string[]; value: Json; why: string }> = [
+  {
+    schema: 'opportunities.PipelinesResponseSchema',
+    path: ['properties', 'stages', 'items'],
+    value: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, position: { type: 'number' }, showInFunnel: { type: 'boolean' }, showInPieChart: { type: 'boolean' } } },
+    why: 'stages are documented as an array of arrays; HighLevel answers stage objects ({id, name, position, …})',
+  },
+  // Dates documented as `type: object` (a JS Date in HighLevel's DTO); HighLevel answers ISO 8601 strings.
+  ...[
+    ['calendars.CalendarEventDTO', 'startTime'],
+    ['calendars.CalendarEventDTO', 'endTime'],
+    ['calendars.CalendarEventDTO', 'dateAdded'],
+    ['calendars.CalendarEventDTO', 'dateUpdated'],
+    ['calendars.BlockedSlotSuccessfulResponseDto', 'startTime'],
+    ['calendars.BlockedSlotSuccessfulResponseDto', 'endTime'],
+  ].map(([schema, prop]) => ({ schema: schema!, path: ['properties', prop!], value: { type: 'string' }, why: 'a date documented as an object' })),
+]
+
 /** Formats the sandbox's validator checks (ajv-formats); others are documentation only. */
 const KNOWN_FORMATS = new Set(['date-time', 'date', 'time', 'email', 'uri', 'uuid'])
 const SCHEMES = new Set(['bearer', 'Location-Access', 'Location-Access-Only', 'Agency-Access', 'Agency-Access-Only'])
@@ -227,6 +250,12 @@ export function compileSpec(files: Record<string, JsonObject>, webhookPages: Rec
     const schema = components?.[name]
     if (schema === undefined) throw new Error(`unresolved schema ${owner}#/components/schemas/${name}`)
     definitions[`${owner}.${name}`] = clean(owner, schema)
+  }
+  for (const fix of ERRATA) {
+    let node = definitions[fix.schema]
+    for (const key of fix.path.slice(0, -1)) node = isObject(node) ? node[key]! : null
+    if (!isObject(node) || !(fix.path[fix.path.length - 1]! in node)) throw new Error(`erratum does not apply: ${fix.schema} ${fix.path.join('.')}`)
+    node[fix.path[fix.path.length - 1]!] = fix.value
   }
 
   const webhooks: Record<string, Json> = {}

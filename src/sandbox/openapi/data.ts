@@ -188,6 +188,8 @@ export interface GenContext {
   now: number
   /** Pagination of the answer's main list: page size and offset from the request. */
   page: { limit: number; offset: number; total: number }
+  /** Objects get their required properties only (the smallest valid value, e.g. for a request body). */
+  requiredOnly?: boolean
 }
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
@@ -258,11 +260,35 @@ function pickAlternative(alts: Schema[], kind: 'oneOf' | 'anyOf', ctx: GenContex
     if (i === 0) first = v
     if (kind === 'anyOf' || alts.filter((s) => fits(s, v)).length === 1) return v
     // Several alternatives accept it (HighLevel's oneOfs rarely exclude each other): try the value
-    // with only the alternative's required properties, which overlaps least with the others.
+    // with only the alternative's required properties, which overlaps least with the others, then
+    // one that breaks the others on a property only they declare.
     const lean = generateLean(alts[i]!, ctx, name, `${path}/${kind}${i}`, depth + 1)
     if (alts.filter((s) => fits(s, lean)).length === 1) return lean
+    const apart = breakOthers(alts, i, v)
+    if (apart !== undefined && alts.filter((s) => fits(s, apart)).length === 1) return apart
   }
   return first
+}
+
+/**
+ * `v` (a value of alternative `i`) with, for each other alternative that also accepts it, a property
+ * that alternative declares and `i` does not, set to a value of another type. Undefined when `v` is
+ * not an object or no such property exists.
+ */
+function breakOthers(alts: Schema[], i: number, v: unknown): unknown {
+  if (jsonType(v) !== 'object') return undefined
+  const own = flatten(alts[i]!)
+  if (own.additionalProperties === false) return undefined
+  const out: Obj = { ...(v as Obj) }
+  for (let j = 0; j < alts.length; j++) {
+    if (j === i || !fits(alts[j]!, out)) continue
+    const other = flatten(alts[j]!)
+    const prop = Object.keys(other.properties).find((p) => !(p in own.properties) && flatten(other.properties[p]!).types !== null)
+    if (prop === undefined) return undefined
+    const types = flatten(other.properties[prop]!).types!
+    out[prop] = !types.includes('string') ? 'x' : !types.includes('number') ? 0 : !types.includes('boolean') ? false : []
+  }
+  return out
 }
 
 function generateLean(schema: Schema, ctx: GenContext, name: string, path: string, depth: number): unknown {
@@ -310,7 +336,7 @@ function sampleObject(f: Flat, ctx: GenContext, path: string, depth: number, lis
   const out: Obj = {}
   const names = Object.keys(f.properties)
   // Deep in a schema only the required properties, so recursive schemas end.
-  const chosen = depth > 6 ? f.required : [...names, ...f.required.filter((r) => !names.includes(r))]
+  const chosen = depth > 6 || ctx.requiredOnly ? f.required : [...names, ...f.required.filter((r) => !names.includes(r))]
   for (const key of chosen) {
     const ps = f.properties[key] ?? { type: 'string' }
     if (!listed && ctx.hints.has(key)) {
@@ -427,6 +453,8 @@ export function conform(schema: Schema, value: unknown, ctx: GenContext, name = 
     for (const [k, x] of Object.entries(o)) {
       if (x === undefined) continue
       const ps = f.properties[k]
+      // An optional property that is null where the schema has no null is left out, not invented.
+      if (ps !== undefined && x === null && !f.required.includes(k) && !fits(ps, null)) continue
       if (ps !== undefined) out[k] = conform(ps, x, ctx, k, `${path}.${k}`, depth + 1)
       else if (f.additionalProperties === false) continue
       else if (f.additionalProperties !== undefined && f.additionalProperties !== true) out[k] = conform(f.additionalProperties, x, ctx, k, `${path}.${k}`, depth + 1)
