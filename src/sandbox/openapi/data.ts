@@ -216,13 +216,16 @@ export function derivedId(seed: string): string {
   return out
 }
 
+/** Request values that hold for every item of a list too (the items of a location's list are that location's). */
+const SCOPE_KEYS = new Set(['locationId', 'companyId', 'altId', 'altType'])
+
 /** Names of the numeric properties that carry a list's total. */
 const TOTAL_NAMES = new Set(['total', 'count', 'totalCount', 'total_count', 'totalRecords', 'totalItems'])
 
 /**
  * A value satisfying `schema`. `name` is the property it is for (guides plausible strings), `path`
- * the position (part of the seed), `listed` whether it sits inside an array (request hints then no
- * longer apply: an echoed id belongs to the answer's own object, not to every item of a list).
+ * the position (part of the seed), `listed` whether it sits inside an array (request hints then apply
+ * only to the location/company: an echoed id belongs to the answer's own object, not to every item).
  */
 export function generate(schema: Schema, ctx: GenContext, name = '', path = '$', depth = 0, listed = false): unknown {
   if (schema === true || schema === false) return sampleString(name, ctx, path)
@@ -339,7 +342,7 @@ function sampleObject(f: Flat, ctx: GenContext, path: string, depth: number, lis
   const chosen = depth > 6 || ctx.requiredOnly ? f.required : [...names, ...f.required.filter((r) => !names.includes(r))]
   for (const key of chosen) {
     const ps = f.properties[key] ?? { type: 'string' }
-    if (!listed && ctx.hints.has(key)) {
+    if (ctx.hints.has(key) && (!listed || SCOPE_KEYS.has(key))) {
       const hint = ctx.hints.get(key)
       if (fits(ps, hint)) {
         out[key] = hint

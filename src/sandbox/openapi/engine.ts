@@ -93,6 +93,7 @@ export function resourceProblem(store: SandboxStore, token: TokenRecord, sources
 }
 
 const NUMBER_KEYS = ['limit', 'pageLimit', 'pageSize', 'perPage'] as const
+const PAGING = new Set([...NUMBER_KEYS, 'skip', 'offset', 'page', 'startAfter', 'startAfterId'])
 
 /** What a generated answer derives from: the request's values, its pagination, a seed. */
 function genContext(store: SandboxStore, token: TokenRecord, seed: string, sources: ReadonlyArray<Record<string, unknown>>, path: Record<string, string>, op: Operation): GenContext {
@@ -117,7 +118,9 @@ function genContext(store: SandboxStore, token: TokenRecord, seed: string, sourc
     else if (num(src.page) !== undefined) offset = (Math.max(1, num(src.page)!) - 1) * limit
   }
   limit = Math.max(0, Math.min(Math.floor(limit), 100))
-  return { seed, hints, now: store.now(), page: { limit, offset: Math.max(0, Math.floor(offset)), total: 3 } }
+  // Generated dates count back from the start of the day, so the same request answers the same data all day.
+  const day = Math.floor(store.now() / 86_400_000) * 86_400_000
+  return { seed, hints, now: day, page: { limit, offset: Math.max(0, Math.floor(offset)), total: 3 } }
 }
 
 /** A schema-valid answer for an operation without a stateful handler. */
@@ -192,7 +195,9 @@ export function registerOperations(app: FastifyInstance, ctx: SandboxContext, ha
       if (denied) return forbidden(reply, denied)
 
       const write = req.method !== 'GET'
-      const seed = `${op.id}|${req.url}${write ? `|${++sequence}` : ''}`
+      // The seed leaves pagination out, so every page of a generated list agrees with the others.
+      const stable = Object.entries(query).filter(([k]) => !PAGING.has(k)).sort(([a], [b]) => a.localeCompare(b))
+      const seed = `${op.id}|${rawPath}|${JSON.stringify(stable)}${write ? `|${++sequence}` : ''}`
       const gen = genContext(store, token, seed, [params, query, bodyObject], params, op)
       const handler = handlers.get(op.id)
       const emitted: ResourceEvent[] = []

@@ -145,11 +145,12 @@ const TYPE_WORDS: Record<string, string> = {
 /** ajv errors → class-validator-like messages naming the field (`customFields.0.id …`). */
 export function formatErrors(errors: ErrorObject[] | null | undefined): string[] {
   if (!errors) return []
-  // A failing anyOf/oneOf reports every branch's errors too; keep the one summary per field.
-  const branches = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.schemaPath)
+  // A failing anyOf/oneOf reports every branch's errors too (at its value or below); keep the one summary.
+  const branches = errors.filter((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf').map((e) => e.instancePath)
   const out: string[] = []
   for (const e of errors) {
-    if (branches.some((p) => e.schemaPath !== p && e.schemaPath.startsWith(`${p}/`))) continue
+    const isSummary = e.keyword === 'anyOf' || e.keyword === 'oneOf'
+    if (!isSummary && branches.some((p) => e.instancePath === p || e.instancePath.startsWith(`${p}/`))) continue
     const field = e.instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).join('.')
     const name = (suffix: string): string => (field ? `${field}.${suffix}` : suffix)
     const p = e.params as Record<string, unknown>
@@ -201,6 +202,8 @@ export function formatErrors(errors: ErrorObject[] | null | undefined): string[]
         out.push(`property ${name(String(p.additionalProperty))} should not exist`)
         break
       case 'anyOf':
+        out.push(`${field || 'body'} must match one of the documented shapes`)
+        break
       case 'oneOf':
         out.push(`${field || 'body'} must match exactly one of the documented shapes`)
         break

@@ -17,7 +17,8 @@ const PAGE_OF: Record<string, string> = { ConversationUnreadUpdate: 'Conversatio
 
 /** The payload HighLevel sends for an event: `type`, then the record's fields (`locationId` and `id` first), shaped by the event's schema. */
 export function eventPayload(event: ResourceEvent, now: number): Record<string, unknown> {
-  const p = event.payload
+  // The record's own `type` (a contact's "lead") gives way to the event's.
+  const { type: _recordType, ...p } = event.payload
   const raw = { type: event.type, locationId: p.locationId, id: p.id, ...p }
   if (raw.locationId === undefined) delete raw.locationId
   if (raw.id === undefined) delete raw.id
