@@ -185,8 +185,8 @@ export function registerOperations(app: FastifyInstance, ctx: SandboxContext, ha
       if (!checked.ok) return unprocessable(reply, checked.messages)
       let body: unknown = req.body
       if (op.body) {
-        const wantsObject = op.body.contentTypes.some((t) => t !== 'application/json') || body === undefined
-        if (body === undefined && wantsObject) body = {}
+        // No body is validated as `{}` (class-validator's view of it): each missing required field is named.
+        body ??= {}
         const b = checkBody(op, body)
         if (!b.ok) return unprocessable(reply, b.messages)
       }

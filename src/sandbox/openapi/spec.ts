@@ -119,11 +119,6 @@ export class OperationRouter {
     })
     return { op: best.op, params }
   }
-
-  /** Methods that have an operation on this path (for nothing but diagnostics). */
-  has(method: string): boolean {
-    return this.#byMethod.has(method.toUpperCase())
-  }
 }
 
 function moreSpecific(a: Route, b: Route): boolean {
