@@ -156,11 +156,17 @@ export interface GuardOptions {
 }
 
 /**
- * Authenticates a Bearer request. Order: find the token → rate limit (headers on every answer;
- * a 429 is not counted) → fault → token validity (401) → suspended location (401/403) → `Version`
- * (400) → scope (401) → token kind (403). Returns the token, or `null` when an error answer was sent.
+ * The first steps of every Bearer endpoint: find the token → rate limit (headers on every answer; a
+ * 429 is not counted) → fault → token validity (401) → suspended location (401/403). Returns the live
+ * access token or PIT, or `null` when an error answer was sent. {@link guard} and the spec-driven APIs
+ * (`openapi/engine.ts`, which checks `Version`, scopes and token kinds per operation) build on it.
  */
-export async function guard(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply, opts: GuardOptions): Promise<TokenRecord | null> {
+export async function authenticate(
+  ctx: SandboxContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  opts: Pick<GuardOptions, 'counter' | 'fault'>,
+): Promise<TokenRecord | null> {
   countAs(req, opts.counter)
   const header = req.headers.authorization
   const match = typeof header === 'string' ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null
@@ -202,6 +208,17 @@ export async function guard(ctx: SandboxContext, req: FastifyRequest, reply: Fas
     reply.code(status).send({ statusCode: status, message: 'Location is not active', error: status === 401 ? 'Unauthorized' : 'Forbidden' })
     return null
   }
+  return token
+}
+
+/**
+ * Authenticates a Bearer request. Order: {@link authenticate} (rate limit, fault, token validity,
+ * suspended location) → `Version` (400) → scope (401) → token kind (403). Returns the token, or `null`
+ * when an error answer was sent.
+ */
+export async function guard(ctx: SandboxContext, req: FastifyRequest, reply: FastifyReply, opts: GuardOptions): Promise<TokenRecord | null> {
+  const token = await authenticate(ctx, req, reply, opts)
+  if (!token) return null
   const versions = opts.versions ?? SUPPORTED_VERSIONS
   const version = req.headers.version
   if (typeof version !== 'string' || version === '') {

@@ -1,6 +1,6 @@
 /**
  * The HighLevel sandbox: a local, independent implementation of HighLevel's side (OAuth server,
- * a few APIs, rate limits, signed webhooks, SSO payloads, fault injection) for development and tests.
+ * every v2 API operation, rate limits, signed webhooks, SSO payloads, fault injection) for development and tests.
  * Behaviours and controls: ./README.md.
  */
 export { startSandbox } from './server.js'
@@ -19,6 +19,7 @@ export type {
   SuspendedApiStatus,
   UserTypeCheck,
   WebhookSignatures,
+  VersionCheck,
   WebhookTiming,
 } from './types.js'
 export type { SandboxStats } from './store.js'

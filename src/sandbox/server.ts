@@ -38,6 +38,9 @@ function validateOptions(o: SandboxOptions): void {
   }
   positive('accessTokenTtlSec', o.accessTokenTtlSec)
   positive('codeTtlSec', o.codeTtlSec)
+  if (o.versionCheck !== undefined && o.versionCheck !== 'published' && o.versionCheck !== 'operation') {
+    problems.push(`expected versionCheck to be 'published' or 'operation', got ${String(o.versionCheck)}`)
+  }
   if (o.rateLimit) {
     positive('rateLimit.burstMax', o.rateLimit.burstMax)
     positive('rateLimit.burstWindowMs', o.rateLimit.burstWindowMs)
@@ -92,6 +95,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     locationPickToken: options.locationPickToken ?? 'location',
     webhookSignatures: options.webhookSignatures ?? 'ed25519',
     suspendedApiStatus: options.suspendedApiStatus ?? 401,
+    versionCheck: options.versionCheck ?? 'published',
   }
 
   let store: SandboxStore

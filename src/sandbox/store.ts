@@ -57,7 +57,12 @@ export interface StoreSnapshot {
   contacts: ContactRecord[]
   installs: InstallRecord[]
   tokens: TokenRecord[]
+  /** Records of the spec-driven APIs (absent in state files written before they existed). */
+  resources?: ResourceCollections
 }
+
+/** Records of the spec-driven APIs (`resources/`), by collection name; plain JSON. */
+export type ResourceCollections = Record<string, Array<Record<string, unknown>>>
 
 const clone = <T>(v: T): T => structuredClone(v)
 
@@ -72,6 +77,8 @@ export class SandboxStore {
   contacts: ContactRecord[] = []
   installs: InstallRecord[] = []
   tokens = new Map<string, TokenRecord>()
+  /** Records of the spec-driven APIs (opportunities, calendars, conversations, …); empty after a reset. */
+  resources: ResourceCollections = {}
   settings: SandboxSettings
   stats: SandboxStats = freshStats()
 
@@ -88,6 +95,7 @@ export class SandboxStore {
       this.contacts = clone(snapshot.contacts)
       this.installs = clone(snapshot.installs)
       this.tokens = new Map(snapshot.tokens.map((t) => [t.value, clone(t)]))
+      this.resources = clone(snapshot.resources ?? {})
     }
   }
 
@@ -99,6 +107,7 @@ export class SandboxStore {
     this.contacts = clone(this.seed.contacts)
     this.installs = []
     this.tokens = new Map()
+    this.resources = {}
     this.settings = clone(this.#initialSettings)
     this.stats = freshStats()
   }
@@ -117,6 +126,7 @@ export class SandboxStore {
       contacts: this.contacts,
       installs: this.installs,
       tokens: [...this.tokens.values()],
+      resources: this.resources,
     }
   }
 

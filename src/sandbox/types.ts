@@ -86,7 +86,18 @@ export interface SandboxOptions {
   webhookTiming?: WebhookTiming
   /** Status of API answers for a suspended location's token (default 401). */
   suspendedApiStatus?: SuspendedApiStatus
+  /** How the APIs check the `Version` header (default `published`, see {@link VersionCheck}). */
+  versionCheck?: VersionCheck
 }
+
+/**
+ * How the resource APIs check the `Version` header. Both require it on operations that declare one.
+ * - `published`: any version HighLevel publishes (`2021-04-15`, `2021-07-28`, `2023-02-21`, `v3`) on
+ *   any operation — what HighLevel's servers accept (the official SDK sends one version, by default
+ *   `2023-02-21`, to every operation).
+ * - `operation`: exactly the value the operation's `Version` parameter documents.
+ */
+export type VersionCheck = 'published' | 'operation'
 
 /** A Marketplace app registered in the sandbox. */
 export interface SandboxApp {
@@ -320,4 +331,5 @@ export interface SandboxSettings {
   locationPickToken: LocationPickToken
   webhookSignatures: WebhookSignatures
   suspendedApiStatus: SuspendedApiStatus
+  versionCheck: VersionCheck
 }

@@ -72,14 +72,13 @@ describe('authentication', () => {
     assert.match((await getApi(url, r.body.access_token)).body.message, /expired/)
   })
 
-  test('tokens of another location, and agency tokens on location-only endpoints, are 403', async () => {
+  test('tokens of another location are 403; agency tokens on location-only endpoints are 401 (wrong token class)', async () => {
     await put('/_sandbox/settings', { rateLimit: { burstMax: 100, dailyMax: 1000 } })
     const a = await installLocation(sb, loc[0]!)
     const agency = await installAgency(sb)
     const cases: Array<[string, string]> = [
       [`${sb.url}/contacts/?locationId=${loc[1]}`, a.access_token],
       [`${sb.url}/locations/${loc[1]}`, a.access_token],
-      [`${sb.url}/contacts/?locationId=${loc[0]}`, agency.access_token],
     ]
     for (const [url, token] of cases) {
       const res = await getApi(url, token)
@@ -87,6 +86,14 @@ describe('authentication', () => {
       assert.equal(res.body.statusCode, 403)
       assert.equal(res.body.error, 'Forbidden')
     }
+    // HighLevel answers an agency OAuth token on a sub-account endpoint 401 with its IAM message.
+    const wrongClass = await getApi(`${sb.url}/contacts/?locationId=${loc[0]}`, agency.access_token)
+    assert.equal(wrongClass.status, 401)
+    assert.deepEqual(wrongClass.body, {
+      statusCode: 401,
+      message: 'This authClass type is not allowed to access this scope. Please verify your IAM configuration if this is not the case.',
+      error: 'Unauthorized',
+    })
     const otherContact = (await getApi(`${sb.url}/contacts/?locationId=${loc[0]}`, a.access_token)).body.contacts[0].id
     const b = await installLocation(sb, loc[1]!)
     assert.equal((await getApi(`${sb.url}/contacts/${otherContact}`, b.access_token)).status, 403)

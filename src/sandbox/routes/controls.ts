@@ -33,6 +33,7 @@ const settingsSchema = z.object({
   locationPickToken: z.enum(['location', 'company']).optional(),
   webhookSignatures: z.enum(['ed25519', 'rsa', 'both']).optional(),
   suspendedApiStatus: z.union([z.literal(401), z.literal(403)]).optional(),
+  versionCheck: z.enum(['published', 'operation']).optional(),
 })
 
 const planChangeSchema = z
@@ -182,6 +183,7 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     if (s.locationPickToken) store.settings.locationPickToken = s.locationPickToken
     if (s.webhookSignatures) store.settings.webhookSignatures = s.webhookSignatures
     if (s.suspendedApiStatus) store.settings.suspendedApiStatus = s.suspendedApiStatus
+    if (s.versionCheck) store.settings.versionCheck = s.versionCheck
     return store.settings
   })
 
