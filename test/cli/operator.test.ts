@@ -190,8 +190,10 @@ describe('operator commands on a running connector\'s database', () => {
     assert.deepEqual(forwarded.filter((f) => f.webhookId === sent.webhookId), [{ webhookId: sent.webhookId, status: 500 }], 'the server tried once and failed')
 
     const failed = parseJson<{ webhookId: string; status: string; attempts: number; lastError: string }[]>(await cli('webhooks', '--status', 'failed', '--json'))
-    assert.deepEqual(failed.map((e) => [e.webhookId, e.status, e.attempts]), [[sent.webhookId, 'failed', 1]])
-    assert.match(failed[0]!.lastError, /answered 500/)
+    // (The sandbox also sends webhooks for the contacts created by earlier calls: look at this one.)
+    const ours = failed.filter((e) => e.webhookId === sent.webhookId)
+    assert.deepEqual(ours.map((e) => [e.webhookId, e.status, e.attempts]), [[sent.webhookId, 'failed', 1]])
+    assert.match(ours[0]!.lastError, /answered 500/)
 
     const table = await cli('webhooks')
     assert.equal(table.code, 0, table.stderr)
