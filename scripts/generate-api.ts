@@ -403,12 +403,11 @@ function schemaModule(service: LoadedService): string {
 export function servicesTable(operations: readonly OperationSpec[]): string {
   const rows = new Map<string, OperationSpec[]>()
   for (const o of operations) rows.set(o.service, [...(rows.get(o.service) ?? []), o])
+  const counts = (ops: readonly OperationSpec[]): string =>
+    (['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const).map((m) => ops.filter((o) => o.method === m).length).join(' | ')
   let out = '| namespace | spec file | operations | GET | POST | PUT | PATCH | DELETE |\n|---|---|---|---|---|---|---|---|\n'
-  for (const [service, ops] of rows) {
-    const n = (m: HttpMethod): number => ops.filter((o) => o.method === m).length
-    out += `| \`${serviceName(service)}\` | \`${service}.json\` | ${ops.length} | ${n('GET')} | ${n('POST')} | ${n('PUT')} | ${n('PATCH')} | ${n('DELETE')} |\n`
-  }
-  out += `| **all** | | **${operations.length}** | | | | | |\n`
+  for (const [service, ops] of rows) out += `| \`${serviceName(service)}\` | \`${service}.json\` | ${ops.length} | ${counts(ops)} |\n`
+  out += `| **all** | | **${operations.length}** | ${counts(operations)} |\n`
   return out
 }
 

@@ -5,6 +5,7 @@
  *
  * @example
  * const ghl = await createConnector()                       // config from the environment
+ * const { data } = await ghl.location('LOC_ID').GET('/contacts/{contactId}', { params: { path: { contactId } } })
  * const res = await ghl.location('LOC_ID').get('/contacts/', { query: { locationId: 'LOC_ID', limit: 20 } })
  */
 import { EventEmitter } from 'node:events'
@@ -38,6 +39,11 @@ export interface ConnectorOptions {
   background?: boolean
   /** Background refresher settings. */
   refresher?: { intervalMs?: number; concurrency?: number }
+  /**
+   * Validate mode: typed calls check their params, body and HighLevel's answers against the spec and
+   * log each mismatch as a warning (default false; see README "Validate mode").
+   */
+  validate?: boolean
 }
 
 export interface ConnectorEvents extends TokenEvents {
@@ -70,6 +76,7 @@ export class Connector {
     dispatcher: Dispatcher
     ownDispatcher: Agent | undefined
     redis: Redis | undefined
+    validate?: boolean
   }) {
     const { config, vault, logger, clock, dispatcher, redis } = parts
     this.config = config
@@ -91,6 +98,7 @@ export class Connector {
       clock,
       logger,
       timeoutMs: config.requestTimeoutMs,
+      validate: parts.validate,
     })
     this.installFlow = new InstallFlow({ config, vault, dispatcher, clock, logger })
     this.webhooks = new WebhookReceiver({ config, vault, tokens: this.tokens, dispatcher, clock, logger })
@@ -206,7 +214,7 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
   const dispatcher = options.dispatcher ?? ownDispatcher!
   const vault = options.vault ?? (await createVault({ databaseUrl: config.databaseUrl, keys: config.encryptionKeys, logger, clock }))
   const redis = config.redisUrl ? new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 3 }) : undefined
-  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis })
+  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate })
   if (options.background ?? true) connector.startBackground(options.refresher)
   return connector
 }

@@ -381,6 +381,7 @@ export class TokenService implements TokenManager {
         version: row.version,
         expiresAt,
         resourceId: row.locationId ?? row.companyId,
+        scopes: row.scopes,
       }),
       refreshAt: expiresAt - this.#config.refreshMarginMs - jitter,
     }

@@ -19,6 +19,11 @@ export interface AccessGrant {
   readonly expiresAt: number
   /** The rate-limit resource: the location id or company id. */
   readonly resourceId: string
+  /**
+   * The scopes HighLevel granted the installation (its token answer's `scope`). Absent when unknown —
+   * a Private Integration Token — and then typed calls make no scope check.
+   */
+  readonly scopes?: readonly string[]
 }
 
 export interface TokenRequestOptions {
