@@ -4,14 +4,18 @@
  * Reads `apps/*.json` (v2) and `apps/v3/*.json` from HighLevel's api-docs (default
  * `../shared/reference/highlevel/api-docs` beside the project; `GHL_API_DOCS_DIR` overrides) and
  * writes, under `src/api/generated/` (or `--out <dir>`):
- * - `services/<service>.ts`: openapi-typescript's `operations` and `components` types of each v2 file;
- * - `api.ts`: `Paths` (path template → method → operation) and `Services` (namespace → method name →
+ * - `services/<service>.d.ts`: openapi-typescript's `operations` and `components` types of each v2 file;
+ * - `api.d.ts`: `Paths` (path template → method → operation) and `Services` (namespace → method name →
  *   operation), both pointing into the service types;
  * - `operations.ts`: the operation table (`OPERATIONS` for v2, `V3_OPERATIONS` for v3): method, path
  *   template, operationId, Version, security schemes, scopes, tag, service;
  * - `schemas/<service>.ts`: JSON Schemas of each v2 operation's parameters, body and answers, loaded
  *   only in validate mode.
  * With the default output it also rewrites README's table of services.
+ *
+ * The types are declaration files (`.d.ts`) so that `skipLibCheck` spares them from being checked as
+ * a whole on every type-check: only what a program uses is resolved (`npm run build` copies them to
+ * dist/). The tables are JSON parsed at load for the same reason: one string to the type-checker.
  *
  * No prose of HighLevel's is copied: descriptions, summaries, titles and examples are dropped before
  * anything is generated. Reviewed corrections come from `generate-api-overrides.ts`.
@@ -26,12 +30,20 @@
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import openapiTS, { astToString } from 'openapi-typescript'
-import ts from 'typescript'
 import type { BodyEncoding, HttpMethod, JsonSchema, OperationSchemas, OperationSpec, SecurityScheme } from '../src/api/types.js'
 import { OVERRIDES } from './generate-api-overrides.js'
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+/**
+ * openapi-typescript, typed by hand with the two functions used: its own declarations pull all of
+ * TypeScript's compiler API (~15,000 lines) into every `npm run typecheck` of the project.
+ */
+interface OpenapiTypescript {
+  default: (schema: unknown, options: { silent?: boolean; alphabetize?: boolean }) => Promise<unknown[]>
+  astToString: (nodes: unknown[]) => string
+}
+const OPENAPI_TYPESCRIPT: string = 'openapi-typescript'
 
 /** Where the spec files are: `GHL_API_DOCS_DIR`, else `../shared/reference/highlevel/api-docs` beside the project. */
 export function defaultDocsDir(): string {
@@ -215,11 +227,13 @@ function checkTemplates(operations: readonly OperationSpec[], label: string): vo
 // Types (openapi-typescript) and the merged Paths / Services
 // ---------------------------------------------------------------------------------------------------
 
-/** openapi-typescript's output for one service, without its `paths` (api.ts merges them) and boilerplate. */
+/** openapi-typescript's output for one service, without its `paths` (api.d.ts merges them) and boilerplate. */
 async function serviceTypes(service: LoadedService): Promise<string> {
   const doc = { openapi: '3.0.0', info: { title: service.file, version: '1' }, paths: service.doc.paths, components: { schemas: service.doc.components.schemas } }
-  const nodes = await openapiTS(doc as never, { silent: true, alphabetize: false })
-  const keep = nodes.filter((n) => ts.isInterfaceDeclaration(n) && (n.name.text === 'components' || n.name.text === 'operations'))
+  const { default: openapiTS, astToString } = (await import(OPENAPI_TYPESCRIPT)) as OpenapiTypescript
+  const nodes = await openapiTS(doc, { silent: true, alphabetize: false })
+  // Its top-level declarations: paths, webhooks, components, $defs, operations. Keep the two used.
+  const keep = nodes.filter((n) => ['components', 'operations'].includes(String((n as { name?: { text?: unknown } }).name?.text)))
   if (keep.length !== 2) fail(`${service.file}: openapi-typescript's output changed shape`)
   const text = astToString(keep)
     // Every answer gets `headers: { [name: string]: unknown }`: noise the client never reads.
@@ -237,10 +251,9 @@ function quote(s: string): string {
   return JSON.stringify(s)
 }
 
-/** `api.ts`: the merged `Paths` and the per-service `Services`, pointing into the service types. */
+/** `api.d.ts`: the merged `Paths` and the per-service `Services`, pointing into the service types. */
 function apiTypes(services: LoadedService[]): string {
   let out = HEADER
-  out += '/* eslint-disable */\n'
   for (const s of services) out += `import type { operations as ${importAlias(s.file)} } from './services/${s.file}.js'\n`
   out += '\n/** Every v2 path template → its methods → the operation (parameters, requestBody, responses). */\nexport interface Paths {\n'
   const byPath = new Map<string, string[]>()
@@ -265,32 +278,16 @@ function apiTypes(services: LoadedService[]): string {
 // The operation table
 // ---------------------------------------------------------------------------------------------------
 
-function tableRow(o: OperationSpec): string {
-  const fields = [
-    `service: ${quote(o.service)}`,
-    `operationId: ${quote(o.operationId)}`,
-    `name: ${quote(o.name)}`,
-    `tag: ${o.tag === undefined ? 'undefined' : quote(o.tag)}`,
-    `method: ${quote(o.method)}`,
-    `path: ${quote(o.path)}`,
-    `version: ${o.version === undefined ? 'undefined' : quote(o.version)}`,
-    `security: [${o.security.map(quote).join(', ')}]`,
-    `scopes: [${o.scopes.map(quote).join(', ')}]`,
-  ]
-  if (o.scopesFrom) fields.push(`scopesFrom: ${quote(o.scopesFrom)}`)
-  if (o.body) fields.push(`body: ${quote(o.body)}`)
-  return `  { ${fields.join(', ')} },\n`
-}
-
+/** One row per line; JSON parsed at load, so the type-checker sees one string, not a thousand object literals. */
 function operationTable(v2: readonly OperationSpec[], v3: readonly OperationSpec[]): string {
+  const rows = (ops: readonly OperationSpec[]): string => `[\n${ops.map((o) => JSON.stringify(o)).join(',\n')}\n]`
   let out = HEADER
   out += "import type { OperationSpec } from '../types.js'\n\n"
-  out += `/** The ${v2.length} v2 operations of api-docs/apps/*.json, in file order. */\nexport const OPERATIONS: readonly OperationSpec[] = [\n`
-  for (const o of v2) out += tableRow(o)
-  out += `]\n\n/** The ${v3.length} operations of api-docs/apps/v3/*.json that declare \`Version: v3\` (no types are generated for them). */\n`
-  out += 'export const V3_OPERATIONS: readonly OperationSpec[] = [\n'
-  for (const o of v3) out += tableRow(o)
-  return `${out}]\n`
+  out += `/** The ${v2.length} v2 operations of api-docs/apps/*.json, in file order. */\n`
+  out += `export const OPERATIONS: readonly OperationSpec[] = JSON.parse(${templateLiteral(rows(v2))})\n\n`
+  out += `/** The ${v3.length} operations of api-docs/apps/v3/*.json that declare \`Version: v3\` (no types are generated for them). */\n`
+  out += `export const V3_OPERATIONS: readonly OperationSpec[] = JSON.parse(${templateLiteral(rows(v3))})\n`
+  return out
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -460,10 +457,10 @@ export async function generateApi(options: GenerateOptions = {}): Promise<Genera
 
   const files = new Map<string, string>()
   for (const s of v2) {
-    files.set(`services/${s.file}.ts`, await serviceTypes(s))
+    files.set(`services/${s.file}.d.ts`, await serviceTypes(s))
     files.set(`schemas/${s.file}.ts`, schemaModule(s))
   }
-  files.set('api.ts', apiTypes(v2))
+  files.set('api.d.ts', apiTypes(v2))
   files.set('operations.ts', operationTable(v2Specs, v3Specs))
 
   rmSync(outDir, { recursive: true, force: true })
