@@ -397,7 +397,7 @@ function schemaModule(service: LoadedService): string {
 // ---------------------------------------------------------------------------------------------------
 
 /** The markdown rows of README's services table: namespace, file, operations, by method. */
-export function servicesTable(operations: readonly OperationSpec[]): string {
+export function servicesTable(operations: readonly OperationSpec[], v3Count: number): string {
   const rows = new Map<string, OperationSpec[]>()
   for (const o of operations) rows.set(o.service, [...(rows.get(o.service) ?? []), o])
   const counts = (ops: readonly OperationSpec[]): string =>
@@ -405,19 +405,22 @@ export function servicesTable(operations: readonly OperationSpec[]): string {
   let out = '| namespace | spec file | operations | GET | POST | PUT | PATCH | DELETE |\n|---|---|---|---|---|---|---|---|\n'
   for (const [service, ops] of rows) out += `| \`${serviceName(service)}\` | \`${service}.json\` | ${ops.length} | ${counts(ops)} |\n`
   out += `| **all** | | **${operations.length}** | ${counts(operations)} |\n`
+  const unscoped = operations.filter((o) => o.scopes.length === 0).length
+  const overridden = operations.filter((o) => o.scopesFrom === 'override').length
+  out += `\n${unscoped} of the ${operations.length} operations name no scope (no scope check for them); ${overridden} get theirs from the reviewed overrides. ${v3Count} v3 operations are in the matcher's table.\n`
   return out
 }
 
 export const README_MARKERS = ['<!-- api-services:start -->', '<!-- api-services:end -->'] as const
 
-function updateReadme(operations: readonly OperationSpec[]): boolean {
+function updateReadme(operations: readonly OperationSpec[], v3Count: number): boolean {
   const file = join(ROOT, 'README.md')
   const text = readFileSync(file, 'utf8')
   const [start, end] = README_MARKERS
   const i = text.indexOf(start)
   const j = text.indexOf(end)
   if (i < 0 || j < i) return false
-  const next = `${text.slice(0, i + start.length)}\n${servicesTable(operations)}${text.slice(j)}`
+  const next = `${text.slice(0, i + start.length)}\n${servicesTable(operations, v3Count)}${text.slice(j)}`
   if (next !== text) writeFileSync(file, next)
   return true
 }
@@ -468,7 +471,7 @@ export async function generateApi(options: GenerateOptions = {}): Promise<Genera
     mkdirSync(dirname(join(outDir, name)), { recursive: true })
     writeFileSync(join(outDir, name), text)
   }
-  if (options.readme ?? outDir === DEFAULT_OUT_DIR) updateReadme(v2Specs)
+  if (options.readme ?? outDir === DEFAULT_OUT_DIR) updateReadme(v2Specs, v3Specs.length)
   return {
     files: [...files.keys()].sort(),
     operations: v2Specs.length,

@@ -4,7 +4,7 @@
  *
  * For the proxy, which receives HighLevel paths it did not build. The operations are compiled once
  * into a trie per method (one node per path segment; a literal segment before a `{parameter}`), so a
- * match walks the request's few segments instead of testing 576 templates. A trailing slash is not
+ * match walks the request's few segments instead of testing every template. A trailing slash is not
  * significant (`/contacts` and `/contacts/` are the same route; the generator refuses templates that
  * differ only by one). A parameter matches any non-empty segment as it arrives (still percent-encoded).
  *

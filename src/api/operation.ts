@@ -18,7 +18,7 @@
  * `withToken()` client is only refused for operations no PIT may call (every scheme `…-Only`).
  *
  * Scopes: an operation lists at most one scope per scheme, the same for each scheme; any listed scope
- * suffices. An operation that lists none (123 of 576) is not checked, nor is a grant whose scopes are
+ * suffices. An operation that lists none (README counts them) is not checked, nor is a grant whose scopes are
  * unknown (a PIT) or not recorded (an empty list).
  */
 import { GhlError, ScopeMissingError } from '../errors.js'
@@ -70,7 +70,7 @@ function compile(spec: OperationSpec): ApiOperation {
   })
 }
 
-/** Every v2 operation (576), compiled once. */
+/** Every v2 operation, compiled once. */
 export const API_OPERATIONS: readonly ApiOperation[] = Object.freeze(OPERATIONS.map(compile))
 
 /** Every operation that declares `Version: v3`, compiled once (table only: no types). */

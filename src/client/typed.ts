@@ -82,9 +82,10 @@ export interface TypedResponseInfo {
 
 /**
  * A typed call's result. HighLevel answered 2xx/3xx: `data`. HighLevel answered 4xx/5xx (after the
- * client's retries): `error`, HighLevel's body. Everything that is not an answer from HighLevel —
- * a refused call (wrong token kind, missing scope, bad params), not installed, reauthorization
- * required, timeout, network, rate limit wait too long — rejects with a GhlError, as untyped calls do.
+ * client's retries, so a 429 too): `error`, HighLevel's body. Everything that is not an answer from
+ * HighLevel — a refused call (wrong token kind, missing scope, bad params), not installed,
+ * reauthorization required, timeout, network, a rate-limit wait past the deadline — rejects with a
+ * GhlError, as untyped calls do.
  */
 export type TypedResult<Op> =
   | { data: SuccessData<Op>; error?: undefined; response: TypedResponseInfo }

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } 
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
 import { DEFAULT_OUT_DIR, defaultDocsDir, generateApi, README_MARKERS, stripProse } from '../../scripts/generate-api.js'
-import { API_OPERATIONS } from '../../src/api/operation.js'
+import { API_OPERATIONS, API_V3_OPERATIONS } from '../../src/api/operation.js'
 
 const ON_CI = process.env.CI === 'true' || process.env.CI === '1'
 const docsDir = defaultDocsDir()
@@ -71,4 +71,10 @@ test('README lists every service with its operation counts, as the table has the
   assert.deepEqual(rows, [...expected.values()])
   const byMethod = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].map((m) => API_OPERATIONS.filter((o) => o.method === m).length).join(' | ')
   assert.ok(section.includes(`| **all** | | **${API_OPERATIONS.length}** | ${byMethod} |`), 'README has the totals row')
+  const unscoped = API_OPERATIONS.filter((o) => o.scopes.length === 0).length
+  const overridden = API_OPERATIONS.filter((o) => o.scopesFrom === 'override').length
+  assert.ok(
+    section.includes(`${unscoped} of the ${API_OPERATIONS.length} operations name no scope (no scope check for them); ${overridden} get theirs from the reviewed overrides. ${API_V3_OPERATIONS.length} v3 operations`),
+    'README counts the operations without a scope, the overridden ones and the v3 ones',
+  )
 })
