@@ -40,10 +40,15 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..')
  * TypeScript's compiler API (~15,000 lines) into every `npm run typecheck` of the project.
  */
 interface OpenapiTypescript {
-  default: (schema: unknown, options: { silent?: boolean; alphabetize?: boolean }) => Promise<unknown[]>
+  default: (schema: unknown, options: { silent?: boolean; alphabetize?: boolean; transform?: (schema: Json) => unknown }) => Promise<unknown[]>
   astToString: (nodes: unknown[]) => string
 }
+/** The part of TypeScript's factory used to type binary fields (same reason as above). */
+interface TypescriptFactory {
+  default: { factory: { createTypeReferenceNode(name: string): unknown } }
+}
 const OPENAPI_TYPESCRIPT: string = 'openapi-typescript'
+const TYPESCRIPT: string = 'typescript'
 
 /** Where the spec files are: `GHL_API_DOCS_DIR`, else `../shared/reference/highlevel/api-docs` beside the project. */
 export function defaultDocsDir(): string {
@@ -231,7 +236,13 @@ function checkTemplates(operations: readonly OperationSpec[], label: string): vo
 async function serviceTypes(service: LoadedService): Promise<string> {
   const doc = { openapi: '3.0.0', info: { title: service.file, version: '1' }, paths: service.doc.paths, components: { schemas: service.doc.components.schemas } }
   const { default: openapiTS, astToString } = (await import(OPENAPI_TYPESCRIPT)) as OpenapiTypescript
-  const nodes = await openapiTS(doc, { silent: true, alphabetize: false })
+  const { factory } = ((await import(TYPESCRIPT)) as TypescriptFactory).default
+  const nodes = await openapiTS(doc, {
+    silent: true,
+    alphabetize: false,
+    // A `format: binary` field (a multipart file) is sent as a Blob, not the string openapi-typescript makes it.
+    transform: (schema) => (schema?.format === 'binary' && schema.type === 'string' ? factory.createTypeReferenceNode('Blob') : undefined),
+  })
   // Its top-level declarations: paths, webhooks, components, $defs, operations. Keep the two used.
   const keep = nodes.filter((n) => ['components', 'operations'].includes(String((n as { name?: { text?: unknown } }).name?.text)))
   if (keep.length !== 2) fail(`${service.file}: openapi-typescript's output changed shape`)

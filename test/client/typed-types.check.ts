@@ -51,6 +51,12 @@ export async function typedCalls(loc: ResourceClient): Promise<void> {
   // @ts-expect-error locationId is a required query parameter
   await loc.GET('/contacts/', { params: { query: { limit: 20 } } })
 
+  // Multipart: an object of parts (a binary field is a Blob) or a FormData.
+  await loc.POST('/medias/upload-file', { body: { file: new Blob(['bytes']), name: 'a.txt' } })
+  await loc.POST('/medias/upload-file', { body: new FormData() })
+  // @ts-expect-error a file part is a Blob
+  await loc.POST('/medias/upload-file', { body: { file: 42 } })
+
   // Named operations: the same types through the service namespaces.
   const named = await loc.contacts.getContact({ params: { path: { contactId: 'c1' } } })
   assertType<Equal<typeof named, typeof got>>()

@@ -258,7 +258,7 @@ describe('typed calls against a loopback server', () => {
     const loc = client.forTarget({ kind: 'location', id: 'L1' })
     await loc.POST('/contacts/', { body: { locationId: 'L1', firstName: 'Ada' } })
     await client.forTarget({ kind: 'company', id: 'C1' }).POST('/oauth/locationToken', { body: { companyId: 'C1', locationId: 'L1' } })
-    await loc.POST('/medias/upload-file', { body: { file: new Blob(['file bytes']), name: 'a.txt' } as never })
+    await loc.POST('/medias/upload-file', { body: { file: new Blob(['file bytes']), name: 'a.txt' } })
     const [asJson, asForm, asMultipart] = server.hits
     assert.equal(asJson!.headers['content-type'], 'application/json')
     assert.deepEqual(JSON.parse(asJson!.body), { locationId: 'L1', firstName: 'Ada' })

@@ -126,7 +126,7 @@ export interface operations {
       content: {
         "multipart/form-data": {
           /** Format: binary */
-          file?: string;
+          file?: Blob;
           hosted?: boolean;
           fileUrl?: string;
           name?: string;

@@ -494,7 +494,7 @@ export interface components {
     };
     UploadCSVDTO: {
       /** Format: binary */
-      file?: string;
+      file?: Blob;
     };
     UploadFileResponseSchema: {
       filePath?: string;
