@@ -259,7 +259,10 @@ describe('typed calls against a loopback server', () => {
     await loc.POST('/contacts/', { body: { locationId: 'L1', firstName: 'Ada' } })
     await client.forTarget({ kind: 'company', id: 'C1' }).POST('/oauth/locationToken', { body: { companyId: 'C1', locationId: 'L1' } })
     await loc.POST('/medias/upload-file', { body: { file: new Blob(['file bytes']), name: 'a.txt' } })
-    const [asJson, asForm, asMultipart] = server.hits
+    const fd = new FormData() // Node's global FormData (not undici 7's): re-read part by part
+    fd.append('file', new Blob(['more bytes']), 'b.txt')
+    await loc.POST('/medias/upload-file', { body: fd })
+    const [asJson, asForm, asMultipart, asFormData] = server.hits
     assert.equal(asJson!.headers['content-type'], 'application/json')
     assert.deepEqual(JSON.parse(asJson!.body), { locationId: 'L1', firstName: 'Ada' })
     assert.equal(asForm!.headers['content-type'], 'application/x-www-form-urlencoded')
@@ -267,6 +270,8 @@ describe('typed calls against a loopback server', () => {
     assert.match(String(asMultipart!.headers['content-type']), /^multipart\/form-data; boundary=/)
     assert.match(asMultipart!.body, /name="file"[\s\S]*file bytes/)
     assert.match(asMultipart!.body, /name="name"\r\n\r\na\.txt/)
+    assert.match(String(asFormData!.headers['content-type']), /^multipart\/form-data; boundary=/)
+    assert.match(asFormData!.body, /name="file"; filename="b\.txt"[\s\S]*more bytes/)
   })
 
   test('validate mode warns on a mismatching answer and request, naming the operation and field, never the value', async () => {
