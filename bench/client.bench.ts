@@ -1,8 +1,11 @@
 /**
- * `npm run bench`: raw undici `request()` vs `ghl.location(id).get()` — a real connector (token service
- * over a SQLite vault holding an installation, limiter off) — against a local keep-alive server,
- * concurrency 64, alternating rounds; then the limiter's own cost.
- * Target: connector throughput ≥ 0.85 × raw undici.
+ * `npm run bench`: raw undici `request()` vs the connector's untyped `ghl.location(id).get()` vs its
+ * typed `ghl.location(id).GET('/contacts/{contactId}', …)` (operation lookup, Version, token-kind and
+ * scope checks) — a real connector (token service over a SQLite vault holding an installation with its
+ * scopes, limiter off) — and the client on a static token, against a local keep-alive server,
+ * concurrency 64, rounds rotating which side goes first; then the limiter's own cost and the proxy's
+ * operation lookup (matchOperation).
+ * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -16,6 +19,8 @@ import type { AddressInfo } from 'node:net'
 import { Agent, request } from 'undici'
 import { Redis } from 'ioredis'
 import { HighLevelClient } from '../src/client/index.js'
+import { matchOperation } from '../src/api/matcher.js'
+import { API_OPERATIONS } from '../src/api/operation.js'
 import { MemoryRateLimiter, RedisRateLimiter, type RateLimiter } from '../src/ratelimit/index.js'
 import type { RateLimitSettings } from '../src/config.js'
 import type { AccessGrant, TokenProvider } from '../src/tokens/types.js'
@@ -55,17 +60,18 @@ async function run(name: string, one: () => Promise<unknown>, n = REQUESTS): Pro
   return { name, rps: (n / total) * 1000, p50: lat[Math.floor(n * 0.5)]!, p99: lat[Math.floor(n * 0.99)]! }
 }
 const show = (r: { name: string; rps: number; p50: number; p99: number }): string =>
-  `${r.name.padEnd(28)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`
+  `${r.name.padEnd(30)} ${r.rps.toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms`
 
 const rawAgent = new Agent({ keepAliveTimeout: 60_000 })
+// The same request on every side: GET /contacts/{contactId} (get-contact, Version 2021-07-28).
 const raw = async (): Promise<unknown> => {
-  const res = await request(`${origin}/contacts/?locationId=loc-bench`, { dispatcher: rawAgent, headers: { authorization: 'Bearer bench-token', version: '2021-07-28', accept: 'application/json' } })
+  const res = await request(`${origin}/contacts/c-bench`, { dispatcher: rawAgent, headers: { authorization: 'Bearer bench-token', version: '2021-07-28', accept: 'application/json' } })
   return res.body.json()
 }
 function clientCall(limiter?: RateLimiter): { call: () => Promise<unknown>; close: () => Promise<void> } {
   const client = new HighLevelClient({ baseUrl: origin, apiVersion: '2021-07-28', tokens, limiter })
   const loc = client.forTarget({ kind: 'location', id: 'loc-bench' })
-  return { call: () => loc.get('/contacts/', { query: { locationId: 'loc-bench' } }), close: () => client.close() }
+  return { call: () => loc.get('/contacts/c-bench'), close: () => client.close() }
 }
 
 const plain = clientCall()
@@ -88,28 +94,42 @@ const ghl = await createConnector({
   }),
 })
 await ghl.vault.installations.upsert({
-  clientId: ghl.config.clientId, companyId: 'co-bench', locationId: 'loc-bench', userType: 'Location', scopes: ['contacts.readonly'], source: 'oauth',
+  clientId: ghl.config.clientId, companyId: 'co-bench', locationId: 'loc-bench', userType: 'Location', scopes: ['locations.readonly', 'contacts.write', 'contacts.readonly'], source: 'oauth',
   tokens: { accessToken: 'bench-token', refreshToken: 'bench-refresh', expiresAt: new Date(Date.now() + 24 * 3600_000) },
 })
-const connectorCall = (): Promise<unknown> => ghl.location('loc-bench').get('/contacts/', { query: { locationId: 'loc-bench' } })
+const untypedCall = (): Promise<unknown> => ghl.location('loc-bench').get('/contacts/c-bench')
+const typedCall = (): Promise<unknown> => ghl.location('loc-bench').GET('/contacts/{contactId}', { params: { path: { contactId: 'c-bench' } } })
+const check = (await ghl.location('loc-bench').GET('/contacts/{contactId}', { params: { path: { contactId: 'c-bench' } } })) as { response: { status: number } }
+if (check.response.status !== 200) throw new Error(`typed call answered ${check.response.status}`)
+
+const sides: Array<[string, () => Promise<unknown>]> = [
+  ['raw undici request()', raw],
+  ['ghl.location(id).get()', untypedCall],
+  ['ghl.location(id).GET() typed', typedCall],
+  ['client, static token', plain.call],
+]
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
 console.log(`server ${origin}; ${REQUESTS} requests per round, concurrency ${CONCURRENCY}, ${ROUNDS} rounds (after warm-up)`)
-await run('warm-up raw', raw, 5000)
-await run('warm-up client', plain.call, 5000)
-await run('warm-up connector', connectorCall, 5000)
-const ratios: number[] = []
+for (const [name, one] of sides) await run(`warm-up ${name}`, one, 5000)
+const ratios = { typedUntyped: [] as number[], typedRaw: [] as number[], untypedRaw: [] as number[] }
 for (let round = 1; round <= ROUNDS; round++) {
-  // Alternate which side goes first, so neither always runs on the warmer (or noisier) half.
-  const first = round % 2 === 1
-  const a = first ? await run('raw undici request()', raw) : undefined
-  const b = await run('ghl.location(id).get()', connectorCall)
-  const c = await run('client, static token', plain.call)
-  const a2 = a ?? (await run('raw undici request()', raw))
-  ratios.push(b.rps / a2.rps)
-  console.log(`round ${round}\n  ${show(a2)}\n  ${show(b)}\n  ${show(c)}\n  ratio connector/raw: ${(b.rps / a2.rps).toFixed(3)}   client/raw: ${(c.rps / a2.rps).toFixed(3)}`)
+  // Rotate which side goes first, so none always runs on the warmer (or noisier) part of the round.
+  const order = sides.map((_, i) => sides[(i + round - 1) % sides.length]!)
+  const results = new Map<string, Awaited<ReturnType<typeof run>>>()
+  for (const [name, one] of order) results.set(name, await run(name, one))
+  const [r, u, t, c] = sides.map(([name]) => results.get(name)!)
+  ratios.typedUntyped.push(t!.rps / u!.rps)
+  ratios.typedRaw.push(t!.rps / r!.rps)
+  ratios.untypedRaw.push(u!.rps / r!.rps)
+  console.log(
+    `round ${round} (first: ${order[0]![0]})\n  ${show(r!)}\n  ${show(u!)}\n  ${show(t!)}\n  ${show(c!)}\n` +
+      `  typed/untyped: ${(t!.rps / u!.rps).toFixed(3)}   typed/raw: ${(t!.rps / r!.rps).toFixed(3)}   untyped/raw: ${(u!.rps / r!.rps).toFixed(3)}`,
+  )
 }
-const median = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!
-console.log(`median ratio connector/raw: ${median.toFixed(3)} (target ≥ 0.85)`)
+console.log(`median typed/untyped: ${median(ratios.typedUntyped).toFixed(3)} (target ≥ 0.95)`)
+console.log(`median typed/raw:     ${median(ratios.typedRaw).toFixed(3)} (target ≥ 0.85)`)
+console.log(`median untyped/raw:   ${median(ratios.untypedRaw).toFixed(3)} (target ≥ 0.85)`)
 await ghl.close()
 rmSync(dataDir, { recursive: true, force: true })
 
@@ -147,6 +167,16 @@ try {
 } finally {
   redis.disconnect()
 }
+
+// The proxy's lookup: one match per proxied request.
+const probes = API_OPERATIONS.map((op) => [op.method, `${op.path.replace(/\{[^}]+\}/g, 'x1')}?locationId=loc-bench`] as const)
+const LOOKUPS = 1_000_000
+for (let i = 0; i < 100_000; i++) matchOperation(probes[i % probes.length]![0], probes[i % probes.length]![1])
+let found = 0
+const t0 = performance.now()
+for (let i = 0; i < LOOKUPS; i++) if (matchOperation(probes[i % probes.length]![0], probes[i % probes.length]![1])) found++
+const perLookup = ((performance.now() - t0) * 1e6) / LOOKUPS
+console.log(`\nmatchOperation: ${LOOKUPS} lookups over the ${probes.length} operations' paths, ${perLookup.toFixed(0)} ns each (${found} found)`)
 
 await plain.close()
 await rawAgent.close()

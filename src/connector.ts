@@ -5,6 +5,7 @@
  *
  * @example
  * const ghl = await createConnector()                       // config from the environment
+ * const { data } = await ghl.location('LOC_ID').GET('/contacts/{contactId}', { params: { path: { contactId } } })
  * const res = await ghl.location('LOC_ID').get('/contacts/', { query: { locationId: 'LOC_ID', limit: 20 } })
  */
 import { EventEmitter } from 'node:events'
@@ -45,6 +46,11 @@ export interface ConnectorOptions {
    * first call of every installation.
    */
   checkKeys?: boolean
+  /**
+   * Validate mode: typed calls check their params, body and HighLevel's answers against the spec and
+   * log each mismatch as a warning (default false; see README "Validate mode").
+   */
+  validate?: boolean
 }
 
 export interface ConnectorEvents extends TokenEvents {
@@ -85,6 +91,7 @@ export class Connector {
     dispatcher: Dispatcher
     ownDispatcher: Agent | undefined
     redis: Redis | undefined
+    validate?: boolean
   }) {
     const { config, vault, logger, clock, dispatcher, redis } = parts
     this.config = config
@@ -106,6 +113,7 @@ export class Connector {
       clock,
       logger,
       timeoutMs: config.requestTimeoutMs,
+      validate: parts.validate,
     })
     this.installFlow = new InstallFlow({ config, vault, dispatcher, clock, logger })
     this.webhooks = new WebhookReceiver({
@@ -332,7 +340,7 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
     }
   }
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, { logger, timeoutMs: config.redisTimeoutMs }) : undefined
-  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis })
+  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate })
   if (options.background ?? true) connector.startBackground(options.refresher)
   return connector
 }

@@ -26,6 +26,8 @@ export const ERROR_CODES = {
   GHL_REAUTHORIZATION_REQUIRED: [401, 'The installation must be authorized again by a HighLevel user.'],
   GHL_NOT_INSTALLED: [404, 'The app is not installed for this location or company.'],
   GHL_INSTALLATION_SUSPENDED: [403, 'HighLevel reports the location as not active (suspended); calls resume once it is reactivated.'],
+  GHL_WRONG_TOKEN_KIND: [400, 'The operation takes another kind of token (location, company or OAuth-only): call it through the other client.'],
+  GHL_SCOPE_MISSING: [403, 'The installation was not granted a scope the operation needs.'],
   GHL_TIMEOUT: [504, 'HighLevel did not answer in time.'],
   GHL_NETWORK: [502, 'HighLevel could not be reached.'],
   GHL_ABORTED: [499, 'The call was aborted by the caller.'],
@@ -173,6 +175,24 @@ export class NotInstalledError extends GhlError {
     super('GHL_NOT_INSTALLED', message ?? `The app is not installed for ${what}`)
     this.name = 'NotInstalledError'
     this.resource = resource
+  }
+}
+
+/**
+ * The operation needs a scope the installation was not granted: nothing was sent. The remedy is a new
+ * install with the scope added (`GHL_SCOPES`); `needed` lists the scopes any one of which suffices.
+ */
+export class ScopeMissingError extends GhlError {
+  readonly operationId: string
+  readonly needed: readonly string[]
+  readonly granted: readonly string[]
+
+  constructor(operationId: string, needed: readonly string[], granted: readonly string[], message?: string) {
+    super('GHL_SCOPE_MISSING', message ?? `${operationId} needs the scope ${needed.join(' or ')}, which was not granted`)
+    this.name = 'ScopeMissingError'
+    this.operationId = operationId
+    this.needed = needed
+    this.granted = granted
   }
 }
 

@@ -4,7 +4,7 @@
  * @example
  * import { createConnector } from 'ghl-connect'
  * const ghl = await createConnector()
- * const res = await ghl.location('LOC_ID').get('/contacts/', { query: { locationId: 'LOC_ID' } })
+ * const { data, error } = await ghl.location('LOC_ID').GET('/contacts/{contactId}', { params: { path: { contactId: 'C' } } })
  */
 export { createConnector, Connector, type ConnectorOptions, type ConnectorEvents } from './connector.js'
 export { loadConfig, parseKeys, ConfigError, type Config, type ConfigIssue, type LoadConfigOptions, type EncryptionKey, type RateLimitSettings } from './config.js'
@@ -16,6 +16,7 @@ export {
   RateLimitedError,
   ReauthorizationRequiredError,
   NotInstalledError,
+  ScopeMissingError,
   WebhookRejectedError,
   type ErrorCode,
 } from './errors.js'
@@ -26,6 +27,10 @@ export type { Vault, Installation, InstallationSummary, InstallationInput, Insta
 export { buildAuthorizeUrl, InstallFlow } from './oauth/index.js'
 export type { Target, AccessGrant, TokenProvider, TokenManager, TokenEvents } from './tokens/types.js'
 export { HighLevelClient, type ResourceClient, type RequestOptions, type ApiResponse, type StreamResponse } from './client/index.js'
+export type {
+  Paths, Services, ServiceNamespaces, ServiceCalls, TypedPathCalls, TypedResult, TypedResponseInfo, TypedInit, TypedCallOptions, SuccessData, ErrorData, OperationAt, PathsWith,
+} from './client/index.js'
+export { matchOperation, API_OPERATIONS, API_V3_OPERATIONS, tokenKindsOf, type MatchOptions, type ApiOperation, type TokenKinds, type OperationSpec, type SecurityScheme } from './api/index.js'
 export { createRateLimiter, type RateLimiter } from './ratelimit/index.js'
 export { WebhookReceiver, verifyWebhookSignature } from './webhooks/index.js'
 export { decryptUserContext, type UserContext } from './sso/index.js'

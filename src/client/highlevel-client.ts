@@ -1,10 +1,12 @@
 /**
- * The HighLevel API client: `client.forTarget(target).get('/contacts/', { query })`.
+ * The HighLevel API client: typed calls `client.forTarget(target).GET('/contacts/{contactId}', { params })`
+ * and `.contacts.getContact({ params })`, and untyped ones `.get('/contacts/', { query })`.
  *
  * Each call runs through steps composed once per client (outermost first):
- * `deadline → auth → refreshOn401 → retry → rateLimit → send`.
+ * `deadline → auth → operationGuard → refreshOn401 → retry → rateLimit → send`.
  * - deadline: one deadline and one AbortSignal for everything below; maps stops to GhlErrors.
  * - auth: `Authorization: Bearer` from the TokenProvider (memory on the hot path).
+ * - operationGuard: a typed call whose operation needs a scope the grant lacks stops here, unsent.
  * - refreshOn401: a 401 for a rejected token → `tokens.onUnauthorized()` and ONE resend.
  * - retry: 429 / 5xx / network errors, backoff with full jitter, POST/PATCH only when never sent.
  * - rateLimit: one limiter slot per attempt (so each resend is counted too), headers fed back, 429 → penalty.
@@ -17,19 +19,24 @@
  * await client.close()
  */
 import { Readable } from 'node:stream'
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, FormData, type Dispatcher } from 'undici'
+import { assertTokenKind, fillPath, OPERATIONS_BY_NAME, OPERATIONS_BY_TEMPLATE, type ApiOperation } from '../api/operation.js'
+import type { HttpMethod } from '../api/types.js'
+import type { OperationValidator } from '../api/validator.js'
 import { systemClock, type Clock } from '../clock.js'
 import { GhlError, HighLevelApiError, RateLimitedError } from '../errors.js'
-import { silentLogger } from '../logger.js'
+import { silentLogger, type Logger } from '../logger.js'
 import { parseRetryAfter } from '../ratelimit/headers.js'
 import type { Target } from '../tokens/types.js'
 import { compose } from './compose.js'
 import { auth } from './steps/auth.js'
 import { deadline } from './steps/deadline.js'
+import { operationGuard } from './steps/operation-guard.js'
 import { rateLimit } from './steps/rate-limit.js'
 import { refreshOn401 } from './steps/refresh-on-401.js'
 import { retry } from './steps/retry.js'
 import { send } from './steps/send.js'
+import type { TypedResponseInfo } from './typed.js'
 import type { ApiResponse, ClientOptions, Handler, PipelineRequest, PipelineResponse, QueryValue, RequestOptions, ResourceClient, Step, StreamResponse } from './types.js'
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS'])
@@ -42,6 +49,9 @@ export class HighLevelClient {
   #apiVersion: string
   #timeoutMs: number
   #clock: Clock
+  #logger: Logger
+  #validate: boolean
+  #validator: Promise<OperationValidator> | undefined
   #closed = false
 
   constructor(options: ClientOptions) {
@@ -59,9 +69,12 @@ export class HighLevelClient {
     this.#ownsDispatcher = options.dispatcher === undefined
     this.#dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 10_000, keepAliveMaxTimeout: 60_000 })
     const logger = options.logger ?? silentLogger()
+    this.#logger = logger
+    this.#validate = options.validate === true
     const steps: Step[] = [
       deadline(this.#clock),
       auth(options.tokens),
+      operationGuard(),
       refreshOn401(options.tokens, logger),
       retry(options.retry ?? {}, this.#clock, logger),
     ]
@@ -85,11 +98,13 @@ export class HighLevelClient {
   async call(target: Target, method: string, path: string, o: RequestOptions | undefined): Promise<ApiResponse | StreamResponse> {
     if (this.#closed) throw new GhlError('GHL_INTERNAL', 'The HighLevel client is closed')
     const m = method.toUpperCase()
+    const operation = o?.operation
+    if (operation !== undefined) assertTokenKind(operation, target)
     const req: PipelineRequest = {
       method: m,
       target,
       path: buildPath(path, o?.query),
-      headers: { accept: 'application/json', version: o?.version ?? this.#apiVersion },
+      headers: { accept: 'application/json', version: o?.version ?? operation?.version ?? this.#apiVersion },
       body: undefined,
       idempotent: IDEMPOTENT.has(m),
       replayable: true,
@@ -99,6 +114,7 @@ export class HighLevelClient {
       deadline: 0,
       signal: undefined,
       grant: undefined,
+      operation,
     }
     if (o !== undefined) prepare(req, o)
     const res = await this.#handler(req)
@@ -108,6 +124,49 @@ export class HighLevelClient {
     if (res.status >= 400) throw this.#toError(res)
     const traceId = traceIdOf(res)
     return traceId === undefined ? { status: res.status, headers: res.headers, data: res.data } : { status: res.status, headers: res.headers, data: res.data, traceId }
+  }
+
+  /**
+   * @internal Runs one typed call: checks the token kind (before anything else), builds the path from
+   * the template, sends the operation's `Version`, and answers `{ data }` or `{ error }` (HighLevel's
+   * body) with the status; in validate mode, checks the request and the answer against the spec.
+   */
+  async callOperation(target: Target, op: ApiOperation, init: TypedInitLike | undefined): Promise<TypedResultLike> {
+    if (this.#closed) throw new GhlError('GHL_INTERNAL', 'The HighLevel client is closed')
+    assertTokenKind(op, target)
+    const params = init?.params
+    const headers: Record<string, string> = { accept: 'application/json', version: op.version ?? this.#apiVersion }
+    if (params?.header) copyHeaders(headers, params.header)
+    if (init?.headers) copyHeaders(headers, init.headers)
+    const body = init?.body === undefined ? undefined : encodeBody(op, init.body, headers)
+    const req: PipelineRequest = {
+      method: op.method,
+      target,
+      path: buildPath(fillPath(op, params?.path), params?.query),
+      headers,
+      body,
+      idempotent: IDEMPOTENT.has(op.method),
+      replayable: true,
+      responseType: 'json',
+      timeoutMs: init?.timeoutMs ?? this.#timeoutMs,
+      callerSignal: init?.signal,
+      deadline: 0,
+      signal: undefined,
+      grant: undefined,
+      operation: op,
+    }
+    const validator = this.#validate ? await this.#loadValidator() : undefined
+    if (validator) await validator.checkRequest(op, params, init?.body)
+    const res = await this.#handler(req)
+    if (validator) await validator.checkResponse(op, res.status, res.data)
+    const traceId = traceIdOf(res)
+    const response: TypedResponseInfo = traceId === undefined ? { status: res.status, headers: res.headers } : { status: res.status, headers: res.headers, traceId }
+    return res.status < 400 ? { data: res.data, response } : { error: res.data, response }
+  }
+
+  #loadValidator(): Promise<OperationValidator> {
+    // ajv and the schemas load on the first validated call only.
+    return (this.#validator ??= import('../api/validator.js').then((m) => new m.OperationValidator(this.#logger)))
   }
 
   #toError(res: PipelineResponse): GhlError {
@@ -140,6 +199,76 @@ function prepare(req: PipelineRequest, o: RequestOptions): void {
   ;(req as { replayable: boolean }).replayable = replayable
 }
 
+/** What a typed call takes, as the runtime sees it (the types are in typed.ts). */
+interface TypedInitLike {
+  params?: { path?: Record<string, unknown>; query?: Record<string, QueryValue>; header?: Record<string, unknown> }
+  body?: unknown
+  headers?: Record<string, string>
+  timeoutMs?: number
+  signal?: AbortSignal
+}
+
+type TypedResultLike = { data: unknown; response: TypedResponseInfo } | { error: unknown; response: TypedResponseInfo }
+
+/** Copies caller headers (lower-cased); `Authorization`, `Host` and `Version` are the client's. */
+function copyHeaders(into: Record<string, string>, from: Record<string, unknown>): void {
+  for (const name of Object.keys(from)) {
+    const value = from[name]
+    if (value === undefined) continue
+    const lower = name.toLowerCase()
+    if (lower === 'authorization' || lower === 'host' || lower === 'version') continue
+    into[lower] = String(value)
+  }
+}
+
+/** A typed call's body, encoded as its operation declares (JSON, form, multipart). */
+function encodeBody(op: ApiOperation, body: unknown, headers: Record<string, string>): string | FormData {
+  switch (op.body) {
+    case 'json':
+      headers['content-type'] ??= 'application/json'
+      return JSON.stringify(body)
+    case 'form': {
+      if (typeof body !== 'object' || body === null) throw new GhlError('GHL_BAD_REQUEST', `${op.label} takes a form body: an object of fields, got ${typeof body}`)
+      const form = new URLSearchParams()
+      for (const [k, v] of Object.entries(body)) {
+        if (v === undefined) continue
+        if (Array.isArray(v)) for (const item of v) form.append(k, String(item))
+        else form.append(k, String(v))
+      }
+      headers['content-type'] ??= 'application/x-www-form-urlencoded'
+      return form.toString()
+    }
+    case 'multipart':
+      // undici sets the multipart content type with its boundary.
+      delete headers['content-type']
+      return toFormData(op, body)
+    default:
+      throw new GhlError('GHL_BAD_REQUEST', `${op.label} (${op.method} ${op.path}) takes no request body`)
+  }
+}
+
+/** undici's FormData from a FormData (Node's global one is not undici 7's) or an object of parts. */
+function toFormData(op: ApiOperation, body: unknown): FormData {
+  if (body instanceof FormData) return body
+  const fd = new FormData()
+  const add = (k: string, v: unknown): void => {
+    if (v === undefined) return
+    if (v instanceof Blob) fd.append(k, v)
+    else if (v instanceof Uint8Array) fd.append(k, new Blob([v]))
+    else fd.append(k, typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))
+  }
+  if (typeof body === 'object' && body !== null && typeof (body as { entries?: unknown }).entries === 'function' && typeof (body as { append?: unknown }).append === 'function') {
+    for (const [k, v] of (body as { entries(): Iterable<[string, unknown]> }).entries()) add(k, v)
+    return fd
+  }
+  if (typeof body !== 'object' || body === null) throw new GhlError('GHL_BAD_REQUEST', `${op.label} takes a multipart body: a FormData or an object of parts, got ${typeof body}`)
+  for (const [k, v] of Object.entries(body)) {
+    if (Array.isArray(v)) for (const item of v) add(k, item)
+    else add(k, v)
+  }
+  return fd
+}
+
 /** `path` + serialised query. Arrays become repeated keys; `undefined` values are left out. */
 export function buildPath(path: string, query: Record<string, QueryValue> | undefined): string {
   if (/^[a-z][a-z0-9+.-]*:/i.test(path) || path.startsWith('//')) {
@@ -169,13 +298,63 @@ function traceIdOf(res: PipelineResponse): string | undefined {
   return undefined
 }
 
-class TargetClient implements ResourceClient {
+// The typed calls (GET…DELETE and the service namespaces) are put on the prototype by the static block
+// below, once; their types come from the ResourceClient interface merged here.
+interface TargetClient extends ResourceClient {}
+
+/** Where a namespace object keeps its TargetClient. */
+const OWNER = Symbol('owner')
+
+class TargetClient {
   readonly #client: HighLevelClient
   readonly #target: Target
   constructor(client: HighLevelClient, target: Target) {
     this.#client = client
     this.#target = target
   }
+
+  static {
+    const proto = TargetClient.prototype as unknown as Record<string, unknown>
+    const define = (name: string, descriptor: PropertyDescriptor): void => {
+      if (name in proto) throw new Error(`TargetClient already has a member named ${name}`)
+      Object.defineProperty(proto, name, { ...descriptor, enumerable: false, configurable: false })
+    }
+    for (const method of ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const satisfies readonly HttpMethod[]) {
+      const byTemplate = OPERATIONS_BY_TEMPLATE[method]
+      define(method, {
+        value(this: TargetClient, path: string, init?: TypedInitLike): Promise<TypedResultLike> {
+          const op = byTemplate.get(path)
+          if (op === undefined) {
+            return Promise.reject(new GhlError('GHL_BAD_REQUEST', `${method} ${path} is not an operation of HighLevel's API (the Paths type lists them); use ${method.toLowerCase()}() for an untyped call`))
+          }
+          return this.#client.callOperation(this.#target, op, init)
+        },
+      })
+    }
+    // One small class per service namespace: `ghl.location(id).contacts` allocates one object.
+    for (const [namespace, operations] of OPERATIONS_BY_NAME) {
+      const Namespace = class {
+        readonly [OWNER]: TargetClient
+        constructor(owner: TargetClient) {
+          this[OWNER] = owner
+        }
+      }
+      const nsProto = Namespace.prototype as unknown as Record<string, unknown>
+      for (const [name, op] of operations) {
+        if (name in nsProto) throw new Error(`the ${namespace} namespace already has a member named ${name}`)
+        nsProto[name] = function (this: InstanceType<typeof Namespace>, init?: TypedInitLike): Promise<TypedResultLike> {
+          const owner = this[OWNER]
+          return owner.#client.callOperation(owner.#target, op, init)
+        }
+      }
+      define(namespace, {
+        get(this: TargetClient) {
+          return new Namespace(this)
+        },
+      })
+    }
+  }
+
   get<T = unknown>(path: string, options?: RequestOptions): Promise<ApiResponse<T>> {
     return this.#client.call(this.#target, 'GET', path, json(options)) as Promise<ApiResponse<T>>
   }

@@ -8,7 +8,11 @@ export { refreshOn401, isTokenRejected } from './steps/refresh-on-401.js'
 export { rateLimit, resourceOf } from './steps/rate-limit.js'
 export { retry, NEVER_SENT_CODES, IDEMPOTENT_RETRY_CODES, networkErrorCode } from './steps/retry.js'
 export { deadline } from './steps/deadline.js'
+export { operationGuard } from './steps/operation-guard.js'
 export { send, parseBody } from './steps/send.js'
 export type {
   ApiResponse, ClientOptions, Handler, PipelineRequest, PipelineResponse, QueryValue, RequestOptions, ResourceClient, RetryOptions, Step, StreamResponse,
 } from './types.js'
+export type {
+  Paths, Services, ServiceNamespaces, ServiceCalls, TypedPathCalls, TypedResult, TypedResponseInfo, TypedInit, TypedInitArgs, TypedCallOptions, TypedMethod, SuccessData, ErrorData, OperationAt, PathsWith,
+} from './typed.js'

@@ -2,11 +2,13 @@
  * Public shapes of the HighLevel API client and of its pipeline steps.
  */
 import type { Readable } from 'node:stream'
-import type { Dispatcher } from 'undici'
+import type { Dispatcher, FormData } from 'undici'
+import type { ApiOperation } from '../api/operation.js'
 import type { Clock } from '../clock.js'
 import type { Logger } from '../logger.js'
 import type { RateLimiter } from '../ratelimit/rate-limiter.js'
 import type { AccessGrant, Target, TokenProvider } from '../tokens/types.js'
+import type { ServiceNamespaces, TypedPathCalls } from './typed.js'
 
 /** Options of {@link HighLevelClient}. */
 export interface ClientOptions {
@@ -24,6 +26,12 @@ export interface ClientOptions {
   /** Default per-call deadline in ms (30000). Every wait of the call counts against it. */
   timeoutMs?: number
   retry?: RetryOptions
+  /**
+   * Validate mode: typed calls check their params and body, and HighLevel's answers, against the spec
+   * and log each mismatch as a warning (operation and field, never the value). Off by default: the
+   * validators (ajv and the schemas) are loaded on the first typed call only when on.
+   */
+  validate?: boolean
 }
 
 /** Bounds of the retry step. */
@@ -56,6 +64,13 @@ export interface RequestOptions {
   signal?: AbortSignal
   /** `'stream'`: the answer's body as a Readable, not buffered, whatever the status. */
   responseType?: 'json' | 'stream'
+  /**
+   * The HighLevel operation this call is (e.g. from `matchOperation()`): the call is refused before
+   * anything is sent when the target's token kind or the installation's scopes do not fit it
+   * (`GHL_WRONG_TOKEN_KIND`, `GHL_SCOPE_MISSING`), and its `Version` is sent unless `version` or a
+   * `Version` header is given. Typed calls set it themselves.
+   */
+  operation?: ApiOperation
 }
 
 /** A buffered answer (2xx/3xx; error statuses throw). */
@@ -74,8 +89,12 @@ export interface StreamResponse {
   body: Readable
 }
 
-/** The API calls for one target (a location, a company, or a static token). */
-export interface ResourceClient {
+/**
+ * The API calls for one target (a location, a company, or a static token): typed calls by path
+ * (`GET('/contacts/{contactId}', …)`) and by name (`contacts.getContact(…)`), and untyped ones
+ * (`get('/contacts/abc')`).
+ */
+export interface ResourceClient extends TypedPathCalls, ServiceNamespaces {
   get<T = unknown>(path: string, options?: RequestOptions): Promise<ApiResponse<T>>
   post<T = unknown>(path: string, options?: RequestOptions): Promise<ApiResponse<T>>
   put<T = unknown>(path: string, options?: RequestOptions): Promise<ApiResponse<T>>
@@ -93,7 +112,7 @@ export interface PipelineRequest {
   readonly path: string
   /** Lower-case names. `authorization` is set by the auth step and never logged. */
   readonly headers: Record<string, string>
-  readonly body: string | Buffer | Readable | undefined
+  readonly body: string | Buffer | Readable | FormData | undefined
   /** GET/HEAD/PUT/DELETE/OPTIONS: safe to send twice. */
   readonly idempotent: boolean
   /** False for a streamed request body: nothing may resend it. */
@@ -107,6 +126,8 @@ export interface PipelineRequest {
   signal: AbortSignal | undefined
   /** The token in use; set by the auth step. */
   grant: AccessGrant | undefined
+  /** The HighLevel operation (typed calls, or `RequestOptions.operation`): checked by the operation guard. */
+  readonly operation: ApiOperation | undefined
 }
 
 /** What comes back up. Error statuses are always buffered (`data`), so steps can read them. */
