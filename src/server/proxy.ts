@@ -10,6 +10,7 @@ import { GhlError, HighLevelApiError } from '../errors.js'
 import type { ResourceClient } from '../client/index.js'
 import { checkApiKey } from './api-key.js'
 import { assertProxyable } from './proxy-guard.js'
+import { matchOperation } from '../api/matcher.js'
 
 /** Request headers passed on to HighLevel (never the caller's Authorization: that is our API key). */
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'accept-language', 'version', 'if-none-match']
@@ -40,6 +41,9 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
       if (typeof v === 'string' && name !== 'version') headers[name] = v
     }
     const version = typeof req.headers.version === 'string' ? req.headers.version : undefined
+    // The operation HighLevel's spec says this is: its Version when the caller sends none, and its
+    // token kind and scopes checked before the call (the same table as typed calls).
+    const operation = matchOperation(req.method, q < 0 ? pathAndQuery : pathAndQuery.slice(0, q), { version })
     const body = Buffer.isBuffer(req.body) && req.body.length > 0 ? req.body : undefined
     const abort = new AbortController()
     // The caller went away before the answer was written: stop waiting on HighLevel (and the limiter).
@@ -51,6 +55,7 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
         headers,
         version,
         rawBody: body,
+        operation,
         signal: abort.signal,
         responseType: 'stream',
       })
