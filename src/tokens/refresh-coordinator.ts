@@ -275,7 +275,14 @@ export class RefreshCoordinator {
       const flag = await t.vault.flags.get(RECONNECT_FLAG)
       if (flag) return flag.value === 'unavailable' ? 'unavailable' : 'available'
       const lease = new Date(t.clock.now() + t.config.tokenRequestTimeoutMs * 2)
-      if (await t.vault.flags.claim(RECONNECT_PROBE_FLAG, this.#owner, lease)) return 'probing'
+      if (await t.vault.flags.claim(RECONNECT_PROBE_FLAG, this.#owner, lease)) {
+        // A prober records its answer before it gives up the lease: the lease free again may mean the
+        // answer is in — read it once more rather than ask HighLevel a second time.
+        const answered = await t.vault.flags.get(RECONNECT_FLAG)
+        if (!answered) return 'probing'
+        await t.vault.flags.delete(RECONNECT_PROBE_FLAG)
+        return answered.value === 'unavailable' ? 'unavailable' : 'available'
+      }
       // Another instance is asking HighLevel; its answer lands in the flag.
       if (t.clock.now() >= waitUntil) return 'available'
       await sleep(50 + Math.random() * 50)

@@ -116,7 +116,10 @@ function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Lo
   pool.on('error', poolError)
   // Refresh locks get their own pool (see refresh-lock.ts). A lock is held for a whole refresh, so no
   // statement timeout there: each of its statements is short, and the lock wait has lock_timeout.
-  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, query_timeout: undefined, statement_timeout: undefined })
+  // Its connection wait is bounded by each lock's own deadline (postgres-advisory-lock.ts), which is
+  // longer than the pool's connect timeout: more installations refreshing at once than it has
+  // connections queue here until their lock wait is up, not for `connectMs`.
+  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, connectionTimeoutMillis: 0, query_timeout: undefined, statement_timeout: undefined })
   lockPool.on('error', poolError)
   const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
   return new SqlVault({
