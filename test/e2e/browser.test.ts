@@ -71,3 +71,40 @@ test('Deny on the consent page shows a clear "declined" page and stores nothing'
   assert.equal(await page.locator('#error').getAttribute('data-code'), 'GHL_OAUTH_DENIED')
   assert.equal((await stack.connector.installations()).length, before)
 })
+
+test("the sandbox's Marketplace install link (no state, as HighLevel's listing opens it) installs a sub-account", { skip, timeout: 60_000 }, async () => {
+  const location = stack.sandbox.companies[0]!.locations[1]!
+  const page = await browser.newPage()
+  await page.goto(`${stack.sandbox.url}/`)
+  assert.match(await page.locator('body').innerText(), /sandbox/i)
+  const link = page.locator(`#marketplace-install-${stack.sandbox.app.appId}`)
+  const href = (await link.getAttribute('href'))!
+  assert.equal(new URL(href, stack.sandbox.url).searchParams.get('state'), null, 'the listing sends no state')
+  await link.click()
+  await page.waitForURL((u) => new URL(u.toString()).pathname.endsWith('/oauth/chooselocation'))
+  await page.check(`input[name="target"][value="location:${location.locationId}"]`)
+  await page.click('#approve')
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.url}/oauth/callback`))
+  assert.equal(new URL(page.url()).searchParams.get('state'), null)
+  assert.match(await page.locator('#result').innerText(), new RegExp(`installed for sub-account ${location.locationId}`, 'i'))
+  const row = await stack.connector.vault.installations.findByLocation(stack.config.clientId, location.locationId)
+  assert.equal(row?.status, 'active')
+  await page.screenshot({ path: join(shots.path, 'marketplace-installed.png') })
+})
+
+test('the agency chosen on the consent page with the default config (user_type Location) → an agency installation', { skip, timeout: 60_000 }, async () => {
+  assert.equal(stack.config.userType, 'Location')
+  const company = stack.sandbox.companies[0]!
+  const page = await browser.newPage()
+  await page.goto(`${stack.url}/`)
+  await page.click('#install')
+  await page.waitForURL((u) => u.toString().startsWith(stack.sandbox.url))
+  await page.check(`input[name="target"][value="company:${company.companyId}"]`)
+  await page.click('#approve')
+  await page.waitForURL((u) => u.toString().startsWith(`${stack.url}/oauth/callback`))
+  assert.match(await page.locator('#result').innerText(), new RegExp(`installed for agency ${company.companyId}`, 'i'))
+  const row = await stack.connector.vault.installations.findByCompany(stack.config.clientId, company.companyId)
+  assert.equal(row?.userType, 'Company')
+  await page.goto(`${stack.url}/`)
+  assert.match(await page.locator('#installations').innerText(), /Agency/)
+})
