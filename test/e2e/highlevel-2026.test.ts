@@ -219,6 +219,45 @@ for (const dialect of DIALECTS) {
       assert.equal((await stats(stack)).installedLocations.ok - pagesBefore, company.locations.length, 'one request per page')
     })
 
+    test('a grant lost with Reconnect removed: the page shows the re-authorization link; following it restores the same installation', async () => {
+      const stack = await open()
+      const locationId = stack.sandbox.companies[0]!.locations[2]!.locationId
+      assert.equal((await installViaHttp(stack, { locationId, webhookTiming: 'none' })).status, 200)
+      const row = (await stack.connector.vault.installations.findByLocation(stack.config.clientId, locationId))!
+      const events: Array<{ reauthorizationUrl: string }> = []
+      stack.connector.on('reauthorizationRequired', (e) => events.push(e))
+      await sandboxJson(stack.sandbox, 'POST', '/_sandbox/tokens/revoke', { token: row.tokens!.refreshToken })
+      await assert.rejects(stack.connector.tokens.refreshNow(row.id), (e: unknown) => e instanceof GhlError && e.code === 'GHL_REAUTHORIZATION_REQUIRED')
+      const link = `${stack.url}/oauth/reauthorize/${row.id}`
+      assert.deepEqual(events.map((e) => e.reauthorizationUrl), [link])
+      const page = await (await request(`${stack.url}/`)).body.text()
+      assert.ok(page.includes(`href="${link}"`), 'the operator page links to it')
+      // Following the link: HighLevel's consent page, then the callback, as for an install.
+      const start = await request(link)
+      assert.equal(start.statusCode, 302)
+      const authorize = new URL(String(start.headers.location))
+      assert.match(authorize.pathname, /\/v2\/oauth\/chooselocation$/)
+      const { redirect } = await sandboxJson<{ redirect: string }>(stack.sandbox, 'POST', '/_sandbox/authorize', {
+        clientId: authorize.searchParams.get('client_id'),
+        redirectUri: authorize.searchParams.get('redirect_uri'),
+        scope: authorize.searchParams.get('scope'),
+        state: authorize.searchParams.get('state'),
+        locationId,
+        webhookTiming: 'none',
+      })
+      const done = await request(redirect)
+      assert.equal(done.statusCode, 200, await done.body.text())
+      const restored = (await stack.connector.vault.installations.get(row.id))!
+      assert.equal(restored.status, 'active')
+      assert.equal(restored.createdAt.getTime(), row.createdAt.getTime(), 'the same installation')
+      assert.deepEqual((await stack.connector.vault.audit.list(row.id)).map((a) => a.action).slice(-2), ['reauthorization_required', 'reauthorized'])
+      assert.equal((await stack.connector.location(locationId).get(`/locations/${locationId}`)).status, 200)
+      // An unknown installation id: a clear page, nothing started.
+      const unknown = await request(`${stack.url}/oauth/reauthorize/no-such-installation`)
+      assert.equal(unknown.statusCode, 404)
+      assert.match(await unknown.body.text(), /GHL_NOT_INSTALLED/)
+    })
+
     test('INSTALL and PLAN_CHANGE as HighLevel sends them are stored on the installation; the plan change is an event', async () => {
       const stack = await open({ sandbox: { seed: { apps: [{ planId: 'plan-basic', trialDays: 7 }] } } })
       const locationId = stack.sandbox.companies[0]!.locations[0]!.locationId

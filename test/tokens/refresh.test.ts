@@ -306,6 +306,31 @@ for (const dialect of DIALECTS) {
       await r.stop()
     })
 
+    test('refreshes failing transiently in a row are counted and reported before the grant is lost; a success clears them', async () => {
+      const failing = collect(h.tokens, 'refreshFailing')
+      for (let i = 1; i <= h.config.refreshFailureWarn; i++) {
+        // Every attempt of the refresh (the retries included) meets a 500.
+        await h.control('POST', '/_sandbox/faults', { endpoint: 'token', kind: 'error500', count: 3 })
+        await assert.rejects(h.tokens.refreshNow(inst.id), (e: unknown) => e instanceof GhlError && e.code === 'GHL_UPSTREAM_UNAVAILABLE')
+        const row = (await h.vault.installations.get(inst.id))!
+        assert.equal(row.refreshFailures, i)
+        assert.match(row.lastError ?? '', /GHL_UPSTREAM_UNAVAILABLE/)
+        assert.equal(row.tokens!.refreshToken, inst.tokens!.refreshToken, 'the grant is untouched')
+      }
+      assert.deepEqual(
+        failing.map((f) => [f.installationId, f.failures]),
+        [[inst.id, h.config.refreshFailureWarn]],
+        'reported once the count reaches GHL_REFRESH_FAILURE_WARN',
+      )
+      assert.match(failing[0]!.lastError, /GHL_UPSTREAM_UNAVAILABLE: HighLevel answered the token request with 500/)
+      // HighLevel answers again: the same refresh token works, and the count is cleared.
+      await h.tokens.refreshNow(inst.id)
+      const healed = (await h.vault.installations.get(inst.id))!
+      assert.equal(healed.refreshFailures, 0)
+      assert.equal(healed.lastError, null)
+      assert.equal(healed.status, 'active')
+    })
+
     test('no token in logs, errors or events', async () => {
       const lines: string[] = []
       const { createLogger } = await import('../../src/logger.js')

@@ -5,6 +5,7 @@
  */
 import { test, describe, before, after, beforeEach } from 'node:test'
 import assert from 'node:assert/strict'
+import { createLogger } from '../../src/logger.js'
 import { GhlError } from '../../src/errors.js'
 import { wrapVault } from '../tokens/harness.js'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
@@ -183,6 +184,30 @@ for (const dialect of DIALECTS) {
     test('wrong key configured (a valid HighLevel-style signature, but our config has another public key) → 401', async () => {
       const other = new WebhookReceiver({ config: { ...config, webhookEd25519PublicKeys: [pem(otherEd.publicKey)] }, vault, tokens: unreachableTokens, clock })
       await assertRejected(signed(JSON.stringify(contactEvent(clock))), 401, 'GHL_WEBHOOK_SIGNATURE_INVALID', /does not verify/, other)
+    })
+
+    test('key rollover: with two Ed25519 keys configured, either one verifies; a third does not', async () => {
+      const third = generateKeyPairSync('ed25519')
+      const both = new WebhookReceiver({ config: { ...config, webhookEd25519PublicKeys: [pem(otherEd.publicKey), pem(ed.publicKey)] }, vault, tokens: unreachableTokens, clock })
+      assert.equal((await both.receive(signed(JSON.stringify(contactEvent(clock))))).status, 200, 'signed with the second key')
+      assert.equal((await both.receive(signed(JSON.stringify(contactEvent(clock)), 'ed25519', otherEd.privateKey))).status, 200, 'signed with the first key')
+      await both.idle()
+      await assertRejected(signed(JSON.stringify(contactEvent(clock)), 'ed25519', third.privateKey), 401, 'GHL_WEBHOOK_SIGNATURE_INVALID', /configured public keys \(2\)/, both)
+      // The setting takes several keys as PEM blocks one after another.
+      const fromEnv = makeConfig(config.databaseUrl, { GHL_WEBHOOK_ED25519_PUBLIC_KEY: `${pem(otherEd.publicKey)}${pem(ed.publicKey)}` })
+      assert.equal(fromEnv.webhookEd25519PublicKeys.length, 2)
+    })
+
+    test('no Ed25519 key configured: an Ed25519-signed webhook is refused, and the log says once what to configure', async () => {
+      const lines: string[] = []
+      const logger = createLogger({ level: 'info', destination: { write: (l: string) => void lines.push(l) } })
+      const noKey = new WebhookReceiver({ config: { ...config, webhookEd25519PublicKeys: [] }, vault, tokens: unreachableTokens, clock, logger })
+      assert.equal(noKey.ed25519Configured, false)
+      for (let i = 0; i < 3; i++) assert.equal((await noKey.receive(signed(JSON.stringify(contactEvent(clock))))).status, 401)
+      const advice = lines.filter((l) => l.includes('GHL_WEBHOOK_ED25519_PUBLIC_KEY is not set'))
+      assert.equal(advice.length, 1, 'said once')
+      assert.match(advice[0]!, /Ed25519 only since 2026-07-01/)
+      assert.equal(lines.filter((l) => l.includes('webhook rejected')).length, 3, 'every refusal is still logged')
     })
 
     test('missing signature → 401 naming both headers, nothing stored', async () => {
