@@ -29,6 +29,7 @@ import { silentLogger, type Logger } from '../logger.js'
 import { parseRetryAfter } from '../ratelimit/headers.js'
 import type { Target } from '../tokens/types.js'
 import { compose } from './compose.js'
+import { traceIdOf as traceIdFrom } from './trace-id.js'
 import { auth } from './steps/auth.js'
 import { deadline } from './steps/deadline.js'
 import { operationGuard } from './steps/operation-guard.js'
@@ -290,12 +291,7 @@ export function buildPath(path: string, query: Record<string, QueryValue> | unde
 }
 
 function traceIdOf(res: PipelineResponse): string | undefined {
-  const h = res.headers['x-trace-id']
-  if (typeof h === 'string' && h) return h
-  if (Array.isArray(h) && h[0]) return h[0]
-  const d = res.data
-  if (d && typeof d === 'object' && typeof (d as { traceId?: unknown }).traceId === 'string') return (d as { traceId: string }).traceId
-  return undefined
+  return traceIdFrom(res.headers, res.data)
 }
 
 // The typed calls (GET…DELETE and the service namespaces) are put on the prototype by the static block

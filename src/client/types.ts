@@ -128,6 +128,10 @@ export interface PipelineRequest {
   grant: AccessGrant | undefined
   /** The HighLevel operation (typed calls, or `RequestOptions.operation`): checked by the operation guard. */
   readonly operation: ApiOperation | undefined
+  /** Each attempt must be answered within this (ms), besides the call's deadline (OAuth requests). */
+  readonly attemptTimeoutMs?: number
+  /** Also resend an answer this says is worth it (OAuth: a token answer that is not JSON). */
+  readonly retryWhen?: (res: PipelineResponse) => boolean
 }
 
 /** What comes back up. Error statuses are always buffered (`data`), so steps can read them. */

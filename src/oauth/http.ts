@@ -1,9 +1,12 @@
 /**
- * The one HTTP primitive of the OAuth client: send a request to HighLevel with a deadline and hand back
- * the raw answer. Validation of that answer lives in the `process*` functions beside each request
- * (the request/process split of panva/oauth4webapi), so each half is testable alone.
+ * The one HTTP primitive of the OAuth client: send a request to HighLevel and hand back the raw answer,
+ * through the same steps as the API client (`src/client/transport.ts`: deadline, retry, send). The
+ * validation of the answer lives in the `process*` functions beside each request (the request/process
+ * split of panva/oauth4webapi), so each half is testable alone.
  */
-import { request, type Dispatcher } from 'undici'
+import type { Dispatcher } from 'undici'
+import { createTransport, type Transport } from '../client/transport.js'
+import { traceIdOf as traceIdFrom } from '../client/trace-id.js'
 import { GhlError, OAuthError, type ErrorCode } from '../errors.js'
 
 /**
@@ -17,8 +20,10 @@ export interface OAuthHttp {
   apiUrl: string
   /** undici dispatcher to send through (tests, proxies); the global one by default. */
   dispatcher?: Dispatcher
-  /** The whole exchange (connect, headers and body) must finish within this many milliseconds. */
+  /** The whole exchange, retries included, must finish within this many milliseconds. */
   timeoutMs: number
+  /** Each attempt must finish within this (default: `timeoutMs`). */
+  attemptTimeoutMs?: number
   /** The caller's cancellation. */
   signal?: AbortSignal
   /**
@@ -27,6 +32,11 @@ export interface OAuthHttp {
    * `/oauth/installed-locations` with cursor paging).
    */
   version?: OAuthVersion
+  /**
+   * The transport to send through, with its retry settings. Without one, a transport over `dispatcher`
+   * that sends each request once (no retries) is used.
+   */
+  transport?: Transport
 }
 
 /** HighLevel's OAuth API versions. */
@@ -39,40 +49,47 @@ export interface RawResponse {
   body: string
 }
 
-/** @internal One request with a deadline; timeouts and socket errors become GHL_TIMEOUT / GHL_NETWORK. */
+/**
+ * @internal One request through the transport. `idempotent`: safe to send twice (a refresh, a location
+ * token, a listing) — 5xx, 429, stalled or timed-out attempts and answers that are not JSON are resent
+ * within the deadline; otherwise (an authorization code exchange) only a request that never left is.
+ * Stops become GhlErrors naming the request: `GHL_TIMEOUT`, `GHL_NETWORK`, `GHL_ABORTED`.
+ */
 export async function send(
   http: OAuthHttp,
   what: string,
-  options: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string },
+  options: { method: 'GET' | 'POST'; path: string; headers: Record<string, string>; body?: string; idempotent?: boolean },
 ): Promise<RawResponse> {
-  if (http.signal?.aborted) throw new GhlError('GHL_ABORTED', `The ${what} request was aborted by the caller`, { cause: http.signal.reason })
-  const controller = new AbortController()
-  let timedOut = false
-  const timer = setTimeout(() => {
-    timedOut = true
-    controller.abort()
-  }, http.timeoutMs)
-  const onAbort = (): void => controller.abort()
-  http.signal?.addEventListener('abort', onAbort, { once: true })
+  const transport = http.transport ?? createTransport({ baseUrl: http.apiUrl, dispatcher: http.dispatcher, retry: { maxRetries: 0 } })
+  const idempotent = options.idempotent ?? true
   try {
-    const res = await request(`${http.apiUrl}${options.path}`, {
+    const res = await transport.request({
       method: options.method,
+      path: options.path,
       headers: options.headers,
       body: options.body,
-      dispatcher: http.dispatcher,
-      signal: controller.signal,
+      timeoutMs: http.timeoutMs,
+      ...(http.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: http.attemptTimeoutMs } : {}),
+      idempotent,
+      ...(idempotent ? { retryWhen: notJson } : {}),
+      signal: http.signal,
     })
-    const body = await res.body.text()
-    return { status: res.statusCode, headers: res.headers, body }
+    return { status: res.status, headers: res.headers, body: res.text ?? '' }
   } catch (err) {
     // The cause is undici's error: it names the host and the failure, never our request body.
-    if (timedOut) throw new GhlError('GHL_TIMEOUT', `HighLevel did not answer the ${what} request within ${http.timeoutMs} ms`, { cause: err })
-    if (http.signal?.aborted) throw new GhlError('GHL_ABORTED', `The ${what} request was aborted by the caller`, { cause: err })
+    if (err instanceof GhlError) {
+      if (err.code === 'GHL_TIMEOUT') throw new GhlError('GHL_TIMEOUT', `HighLevel did not answer the ${what} request within ${http.attemptTimeoutMs ?? http.timeoutMs} ms`, { cause: err })
+      if (err.code === 'GHL_ABORTED') throw new GhlError('GHL_ABORTED', `The ${what} request was aborted by the caller`, { cause: err })
+      if (err.code === 'GHL_NETWORK') throw new GhlError('GHL_NETWORK', `HighLevel could not be reached for the ${what} request (${err.message.replace(/^HighLevel could not be reached ?/, '') || 'network error'})`, { cause: err.cause ?? err })
+      throw err
+    }
     throw new GhlError('GHL_NETWORK', `HighLevel could not be reached for the ${what} request (${(err as Error).message})`, { cause: err })
-  } finally {
-    clearTimeout(timer)
-    http.signal?.removeEventListener('abort', onAbort)
   }
+}
+
+/** A 2xx answer that is not JSON (a cut-off body): worth asking again. */
+function notJson(res: { status: number; text: string | undefined }): boolean {
+  return res.status >= 200 && res.status < 300 && parseJson(res.text ?? '') === undefined
 }
 
 /** @internal Form-encodes fields, leaving out undefined ones. */
@@ -82,14 +99,9 @@ export function formBody(fields: Record<string, string | undefined>): string {
   return params.toString()
 }
 
-/** @internal The trace id HighLevel puts on every answer (header or body). */
+/** @internal The trace id HighLevel puts on every answer (header or body): the client's reading of it. */
 export function traceIdOf(raw: RawResponse, parsed?: unknown): string | undefined {
-  for (const name of ['x-trace-id', 'traceid', 'trace-id', 'x-request-id']) {
-    const v = raw.headers[name]
-    if (typeof v === 'string' && v) return v
-  }
-  if (parsed && typeof parsed === 'object' && 'traceId' in parsed && typeof parsed.traceId === 'string') return parsed.traceId
-  return undefined
+  return traceIdFrom(raw.headers, parsed)
 }
 
 /** @internal JSON.parse that answers `undefined` instead of throwing. */

@@ -46,7 +46,9 @@ export interface RefreshTokenGrantParams {
  * const tokens = processTokenResponse(raw)
  */
 export function authorizationCodeGrantRequest(http: OAuthHttp, params: AuthorizationCodeGrantParams): Promise<RawResponse> {
-  return tokenRequest(http, 'authorization code exchange', {
+  // Never sent twice (only a request that provably never left is resent): HighLevel may revoke every
+  // token issued from a code used twice (RFC 6749 §4.1.2).
+  return tokenRequest(http, 'authorization code exchange', false, {
     client_id: params.clientId,
     client_secret: params.clientSecret,
     grant_type: 'authorization_code',
@@ -61,7 +63,9 @@ export function authorizationCodeGrantRequest(http: OAuthHttp, params: Authoriza
  * dies, and the answer carries its successor (FACTS.md) — so the answer must be stored before anything else.
  */
 export function refreshTokenGrantRequest(http: OAuthHttp, params: RefreshTokenGrantParams): Promise<RawResponse> {
-  return tokenRequest(http, 'token refresh', {
+  // Resent on a 5xx or a timeout: if HighLevel did rotate, the resend is refused (invalid_grant) and
+  // the caller re-reads the row; if it did not, the resend succeeds.
+  return tokenRequest(http, 'token refresh', true, {
     client_id: params.clientId,
     client_secret: params.clientSecret,
     grant_type: 'refresh_token',
@@ -81,7 +85,7 @@ const V3_FIELDS: Record<string, string> = {
   redirect_uri: 'redirectUri',
 }
 
-function tokenRequest(http: OAuthHttp, what: string, fields: Record<string, string | undefined>): Promise<RawResponse> {
+function tokenRequest(http: OAuthHttp, what: string, idempotent: boolean, fields: Record<string, string | undefined>): Promise<RawResponse> {
   if (http.version === 'v3') {
     const body: Record<string, string> = {}
     for (const [k, v] of Object.entries(fields)) if (v !== undefined) body[V3_FIELDS[k] ?? k] = v
@@ -90,6 +94,7 @@ function tokenRequest(http: OAuthHttp, what: string, fields: Record<string, stri
       path: '/oauth/token',
       headers: { 'content-type': 'application/json', accept: 'application/json', version: 'v3' },
       body: JSON.stringify(body),
+      idempotent,
     })
   }
   return send(http, what, {
@@ -97,6 +102,7 @@ function tokenRequest(http: OAuthHttp, what: string, fields: Record<string, stri
     path: '/oauth/token',
     headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body: formBody(fields),
+    idempotent,
   })
 }
 

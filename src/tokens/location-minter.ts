@@ -123,15 +123,13 @@ export class LocationMinter {
             }
             const deadline = t.clock.now() + t.refreshBudgetMs
             const sentAt = t.clock.now()
-            const lt = await t.withRetry('location token', agency.id, deadline, async () =>
-              processLocationTokenResponse(
-                await locationTokenRequest(t.http(deadline), {
-                  agencyAccessToken: agencyGrant.accessToken,
-                  companyId,
-                  locationId,
-                  version: t.config.apiVersion,
-                }),
-              ),
+            const lt = processLocationTokenResponse(
+              await locationTokenRequest(t.http(deadline), {
+                agencyAccessToken: agencyGrant.accessToken,
+                companyId,
+                locationId,
+                version: t.config.apiVersion,
+              }),
             )
             // Only ever replaces an agency-minted row: the location's own OAuth installation may have been
             // stored meanwhile (its callback takes no agency lock), and overwriting it would lose its

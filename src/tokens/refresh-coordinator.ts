@@ -100,19 +100,17 @@ export class RefreshCoordinator {
     const refreshToken = row.tokens.refreshToken
     if (!refreshToken) return this.#recover(row, 'no refresh token is stored', deadline)
     let tokens: TokenResponse
-    let sentAt = 0
+    // Expiry counts from the first send: a slow or resent answer never makes a token look longer-lived.
+    const sentAt = t.clock.now()
     try {
-      tokens = await t.withRetry('token refresh', row.id, deadline, async () => {
-        sentAt = t.clock.now()
-        return processTokenResponse(
-          await refreshTokenGrantRequest(t.http(deadline), {
-            clientId: t.config.clientId,
-            clientSecret: t.config.clientSecret,
-            refreshToken,
-            userType: row.userType,
-          }),
-        )
-      })
+      tokens = processTokenResponse(
+        await refreshTokenGrantRequest(t.http(deadline), {
+          clientId: t.config.clientId,
+          clientSecret: t.config.clientSecret,
+          refreshToken,
+          userType: row.userType,
+        }),
+      )
     } catch (err) {
       if (err instanceof GhlError && err.code === 'GHL_INSTALLATION_SUSPENDED') throw await this.#suspend(row, err)
       if (isTransient(err)) throw await this.#transientFailure(row, err as GhlError)
@@ -241,25 +239,22 @@ export class RefreshCoordinator {
 
   async #reconnect(row: UsableRow, deadline: number): Promise<{ tokens: TokenResponse; sentAt: number }> {
     const t: TokenContext = this.#t
-    let sentAt = 0
-    const tokens = await t.withRetry('reconnect', row.id, deadline, async () => {
-      const code = processReconnectResponse(
-        await reconnectRequest(t.http(deadline), {
-          clientId: t.config.clientId,
-          clientSecret: t.config.clientSecret,
-          ...(row.locationId ? { locationId: row.locationId } : { companyId: row.companyId }),
-        }),
-      )
-      sentAt = t.clock.now()
-      return processTokenResponse(
-        await authorizationCodeGrantRequest(t.http(deadline), {
-          clientId: t.config.clientId,
-          clientSecret: t.config.clientSecret,
-          code: code.authorizationCode,
-          userType: row.userType,
-        }),
-      )
-    })
+    const code = processReconnectResponse(
+      await reconnectRequest(t.http(deadline), {
+        clientId: t.config.clientId,
+        clientSecret: t.config.clientSecret,
+        ...(row.locationId ? { locationId: row.locationId } : { companyId: row.companyId }),
+      }),
+    )
+    const sentAt = t.clock.now()
+    const tokens = processTokenResponse(
+      await authorizationCodeGrantRequest(t.http(deadline), {
+        clientId: t.config.clientId,
+        clientSecret: t.config.clientSecret,
+        code: code.authorizationCode,
+        userType: row.userType,
+      }),
+    )
     return { tokens, sentAt }
   }
 

@@ -2,7 +2,6 @@
  * What the parts of the token manager share: settings, the vault, the OAuth transport, the cache and
  * the invalidation bus, the event sink, and the checks every part applies to a stored row.
  */
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { EventEmitter } from 'node:events'
 import type { Dispatcher } from 'undici'
 import type { Clock } from '../clock.js'
@@ -10,6 +9,7 @@ import type { Config } from '../config.js'
 import { GhlError, InstallationSuspendedError, NotInstalledError, ReauthorizationRequiredError } from '../errors.js'
 import type { Logger } from '../logger.js'
 import type { OAuthHttp } from '../oauth/http.js'
+import type { Transport } from '../client/transport.js'
 import type { Installation, InstallationSummary, Vault } from '../vault/types.js'
 import type { InvalidationBus } from './invalidation-bus.js'
 import type { CacheEntry, TokenCache } from './token-cache.js'
@@ -56,7 +56,8 @@ export class TokenContext {
   readonly bus: InvalidationBus
   readonly flights: SingleFlight
   readonly hooks: TokenServiceHooks
-  readonly retry: Required<RetryOptions>
+  /** The HTTP path to HighLevel's OAuth endpoints (the client's deadline, retry and send steps). */
+  readonly transport: Transport
   /** The longest a whole refresh (every attempt and backoff, Reconnect included) may take. */
   readonly refreshBudgetMs: number
   /** How long to wait for another holder of an installation's refresh lock (covers its whole budget). */
@@ -74,7 +75,7 @@ export class TokenContext {
     bus: InvalidationBus
     flights: SingleFlight
     hooks: TokenServiceHooks
-    retry: Required<RetryOptions>
+    transport: Transport
     refreshBudgetMs: number
     lockWaitMs: number
     events: EventEmitter
@@ -88,7 +89,7 @@ export class TokenContext {
     this.bus = parts.bus
     this.flights = parts.flights
     this.hooks = parts.hooks
-    this.retry = parts.retry
+    this.transport = parts.transport
     this.refreshBudgetMs = parts.refreshBudgetMs
     this.lockWaitMs = parts.lockWaitMs
     this.#events = parts.events
@@ -102,32 +103,19 @@ export class TokenContext {
     this.#closing = true
   }
 
-  /** How OAuth requests reach HighLevel; each request gets what is left of `deadline` (epoch ms), at most the token timeout. */
-  http(deadline?: number): OAuthHttp {
-    const left = deadline === undefined ? this.config.tokenRequestTimeoutMs : Math.max(1, deadline - this.clock.now())
+  /**
+   * How OAuth requests reach HighLevel: through the shared transport (retries of what is safe to resend,
+   * with backoff), each request bounded by what is left of `deadline` (epoch ms) and each attempt by the
+   * token timeout.
+   */
+  http(deadline: number): OAuthHttp {
     return {
       apiUrl: this.config.apiUrl,
       dispatcher: this.dispatcher,
-      timeoutMs: Math.min(this.config.tokenRequestTimeoutMs, left),
+      timeoutMs: Math.max(1, deadline - this.clock.now()),
+      attemptTimeoutMs: this.config.tokenRequestTimeoutMs,
       version: this.config.oauthVersion,
-    }
-  }
-
-  /**
-   * Retries transient failures with jittered exponential backoff, never past `deadline` (epoch ms);
-   * the grant is untouched by them.
-   */
-  async withRetry<T>(what: string, installationId: string, deadline: number, fn: () => Promise<T>): Promise<T> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await fn()
-      } catch (err) {
-        if (!isTransient(err) || attempt >= this.retry.attempts) throw err
-        const delay = Math.min(this.retry.maxDelayMs, this.retry.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random())
-        if (this.clock.now() + delay + 50 >= deadline) throw err
-        this.logger.warn({ installationId, attempt, code: (err as GhlError).code }, `${what} failed; retrying in ${Math.round(delay)} ms`)
-        await sleep(delay)
-      }
+      transport: this.transport,
     }
   }
 

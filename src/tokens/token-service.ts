@@ -26,6 +26,7 @@ import { LocationMinter } from './location-minter.js'
 import { RefreshCoordinator } from './refresh-coordinator.js'
 import { SingleFlight, waitFor } from './single-flight.js'
 import { TokenCache } from './token-cache.js'
+import { createTransport } from '../client/transport.js'
 import { isTransient, TokenContext, type RetryOptions, type TokenServiceHooks } from './token-context.js'
 import type { AccessGrant, Target, TokenEvents, TokenManager, TokenRequestOptions } from './types.js'
 
@@ -84,18 +85,28 @@ export class TokenService implements TokenManager {
     const refreshBudgetMs = config.tokenRequestTimeoutMs * retry.attempts + retry.maxDelayMs * (retry.attempts - 1)
     const lockWaitMs = options.lockWaitMs ?? refreshBudgetMs + 2 * config.database.statementTimeoutMs + 1000
     const cache = new TokenCache(config.tokenCacheMax)
+    const clock = options.clock ?? systemClock
+    // The one HTTP path to HighLevel (the client's steps): a transient failure of a request that is safe
+    // to resend is retried there, with backoff, inside the refresh's budget.
+    const transport = createTransport({
+      baseUrl: config.apiUrl,
+      dispatcher: options.dispatcher,
+      clock,
+      logger,
+      retry: { maxRetries: retry.attempts - 1, baseDelayMs: retry.baseDelayMs, maxDelayMs: retry.maxDelayMs },
+    })
     const bus = new InvalidationBus(options.redis, logger, (id, version) => cache.dropBelow(id, version))
     this.#t = new TokenContext({
       config,
       vault: options.vault,
-      clock: options.clock ?? systemClock,
+      clock,
       logger,
       dispatcher: options.dispatcher,
       cache,
       bus,
       flights: new SingleFlight(lockWaitMs + refreshBudgetMs + 4 * config.database.statementTimeoutMs),
       hooks: options.hooks ?? {},
-      retry,
+      transport,
       refreshBudgetMs,
       lockWaitMs,
       events: this.#events,

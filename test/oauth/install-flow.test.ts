@@ -23,7 +23,7 @@ for (const dialect of DIALECTS) {
     before(async () => {
       sandbox = await startSandbox({ port: 0 })
       clock = new ManualClock(Date.now())
-      h = await createHarness(dialect, { sharedSandbox: sandbox, clock, vaultClock: clock, env: { GHL_TOKEN_TIMEOUT_MS: '300' } })
+      h = await createHarness(dialect, { sharedSandbox: sandbox, clock, vaultClock: clock, env: { GHL_TOKEN_TIMEOUT_MS: '1500' } })
       flow = new InstallFlow({ config: h.config, vault: h.vault, clock })
       locationId = sandbox.companies[0]!.locations[0]!.locationId
     })
@@ -113,7 +113,7 @@ for (const dialect of DIALECTS) {
       const { state } = await flow.start()
       const query = await h.consent(state, { locationId })
       await h.control('POST', '/_sandbox/faults', { endpoint: 'token', kind: 'hang', count: 1, hangMs: 5000 })
-      await rejects(flow.complete(query), 'GHL_TIMEOUT', /within 300 ms/)
+      await rejects(flow.complete(query), 'GHL_TIMEOUT', /within 1500 ms/)
     })
 
     test('token endpoint malformed body → GHL_OAUTH_INVALID_RESPONSE, nothing stored', async () => {

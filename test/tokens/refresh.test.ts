@@ -51,7 +51,7 @@ for (const dialect of DIALECTS) {
       if (h) await h.cleanup()
       await fetch(`${sandbox.url}/_sandbox/reset`, { method: 'POST' })
       clock = new ManualClock(Date.now())
-      h = await createHarness(dialect, { sharedSandbox: sandbox, databaseUrl: db.url, key, clock, env: { GHL_TOKEN_TIMEOUT_MS: '300' } })
+      h = await createHarness(dialect, { sharedSandbox: sandbox, databaseUrl: db.url, key, clock, env: { GHL_TOKEN_TIMEOUT_MS: '1000' } })
       inst = await h.installLocation()
       target = { kind: 'location', id: inst.locationId! }
       void t
