@@ -33,7 +33,7 @@
  * the monotonic timer, since it is real time spent sleeping.
  */
 import { performance } from 'node:perf_hooks'
-import { GhlError } from '../errors.js'
+import { GhlError, NotInstalledError } from '../errors.js'
 
 /** Holds the database side of the lock while `fn` runs. `deadline` is on `performance.now()`. */
 export interface RefreshLockBackend {
@@ -48,7 +48,7 @@ export function lockTimeout(id: string, waitMs: number): GhlError {
 }
 
 export function lockNotInstalled(id: string): GhlError {
-  return new GhlError('GHL_NOT_INSTALLED', `No installation with id ${id}`)
+  return new NotInstalledError({}, `No installation with id ${id}`)
 }
 
 export function lockAborted(id: string, signal: AbortSignal): GhlError {

@@ -6,6 +6,7 @@
  * 64-bit integers exact), so every read goes through {@link toMillis}.
  */
 import type { ColumnType, Selectable } from 'kysely'
+import { GhlError } from '../errors.js'
 import type { AuditRecord, InstallInfo, InstallationStatus, InstallationSummary, TokenSource, UserType, WebhookEventRecord } from './types.js'
 
 /** Milliseconds since the epoch: written as a number, read as a number (SQLite) or string (PostgreSQL). */
@@ -134,7 +135,7 @@ export type InstallationRow = Selectable<InstallationsTable>
 /** A stored integer millisecond value (number or PostgreSQL's bigint string) as a number. */
 export function toMillis(value: number | string | bigint): number {
   const n = Number(value)
-  if (!Number.isSafeInteger(n)) throw new TypeError(`expected an integer millisecond value, got ${typeof value}`)
+  if (!Number.isSafeInteger(n)) throw new GhlError('GHL_INTERNAL', `expected an integer millisecond value in the database, got ${typeof value}`)
   return n
 }
 

@@ -1,7 +1,7 @@
 /**
  * `ghl-connect installations [list | show ID]`: the stored installations, never a token.
  */
-import { GhlError } from '../../errors.js'
+import { GhlError, NotInstalledError } from '../../errors.js'
 import type { InstallationStatus, InstallationSummary, Vault } from '../../vault/types.js'
 import { defineCommand, expectPositionals, oneOf, UsageError } from '../command.js'
 import { print, printJson, relativeTime, table } from '../output.js'
@@ -70,7 +70,7 @@ Examples:
       if (sub === 'show') {
         const ref = positionals[1]!
         const found = await findInstallations(vault, ref)
-        if (found.length === 0) throw new GhlError('GHL_NOT_INSTALLED', `No installation with id, location id or company id ${JSON.stringify(ref)}`)
+        if (found.length === 0) throw new NotInstalledError({}, `No installation with id, location id or company id ${JSON.stringify(ref)}`)
         if (found.length > 1) {
           throw new GhlError('GHL_BAD_REQUEST', `${found.length} installations match ${JSON.stringify(ref)} (${found.map((i) => i.id).join(', ')}); use an installation id`)
         }

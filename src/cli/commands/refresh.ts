@@ -2,7 +2,7 @@
  * `ghl-connect refresh ID`: refreshes one installation's token now (under the same lock as every
  * other refresh), or mints a new one for an agency-minted location token.
  */
-import { GhlError } from '../../errors.js'
+import { GhlError, NotInstalledError } from '../../errors.js'
 import { defineCommand, expectPositionals } from '../command.js'
 import { print, relativeTime } from '../output.js'
 import { findInstallations, kindOf } from './installations.js'
@@ -31,7 +31,7 @@ Example:
     const connector = await openConnector(await humanLogger(process.env.LOG_LEVEL ?? 'warn', 2))
     try {
       const found = await findInstallations(connector.vault, ref)
-      if (found.length === 0) throw new GhlError('GHL_NOT_INSTALLED', `No installation with id, location id or company id ${JSON.stringify(ref)}`)
+      if (found.length === 0) throw new NotInstalledError({}, `No installation with id, location id or company id ${JSON.stringify(ref)}`)
       if (found.length > 1) throw new GhlError('GHL_BAD_REQUEST', `${found.length} installations match ${JSON.stringify(ref)}; use an installation id`)
       const inst = found[0]!
       const fresh = await connector.tokens.refreshNow(inst.id)
