@@ -115,15 +115,18 @@ function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Lo
   const pool = new pg.Pool(poolConfig)
   pool.on('error', poolError)
   // Refresh locks get their own pool (see refresh-lock.ts). A lock is held for a whole refresh, so no
-  // statement timeout there: each of its statements is short, and the lock wait has lock_timeout.
-  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, query_timeout: undefined, statement_timeout: undefined })
+  // server-side statement timeout there (the lock wait has lock_timeout). The client-side bound stays:
+  // a lock statement the server never answers (a hung peer) must fail, or the refresh holding it —
+  // and with it the installation's in-process lock — would wait forever, long after the server is back.
+  // The lock wait itself gets a longer bound of its own (postgres-advisory-lock.ts).
+  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, statement_timeout: undefined })
   lockPool.on('error', poolError)
   const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
   return new SqlVault({
     dialect: 'postgres',
     db,
     cipher,
-    lock: new PostgresAdvisoryLock(lockPool),
+    lock: new PostgresAdvisoryLock(lockPool, statementMs),
     clock,
     logger,
     // Kysely's PostgreSQL migrator takes pg_advisory_lock around the run: concurrent starts wait.
