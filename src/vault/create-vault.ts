@@ -150,6 +150,13 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect()
       let broken: Error | undefined
+      // pg-pool listens for errors of idle connections only: a socket that fails while checked out (the
+      // server restarted) emits 'error' on the client, which would crash the process without a listener.
+      // The statement under way fails with the same error; the connection is destroyed on release.
+      const onError = (err: Error): void => {
+        broken = err
+      }
+      client.on('error', onError)
       return {
         // Kysely never streams vault queries (no cursor), so only the (sql, parameters) form is used.
         query: (async (text: string, params: readonly unknown[]) => {
@@ -161,6 +168,7 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
           }
         }) as unknown as PostgresPoolClient['query'],
         release() {
+          client.removeListener('error', onError)
           client.release(broken)
         },
       }

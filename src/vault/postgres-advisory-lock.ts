@@ -40,6 +40,13 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
     const waitMs = remaining(deadline)
     const client = await this.#connect(id, deadline, waitMs, signal)
     let broken = false
+    // pg-pool listens for errors of idle connections only: a lock connection that fails while held (the
+    // server restarted) would crash the process without a listener. The statement under way fails
+    // with the same error, and the connection is destroyed below.
+    const onError = (): void => {
+      broken = true
+    }
+    client.on('error', onError)
     try {
       await client.query('begin')
       const exists = await client.query('select 1 from installations where id = $1', [id])
@@ -77,6 +84,7 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       })
       throw err
     } finally {
+      client.removeListener('error', onError)
       client.release(broken ? true : undefined)
     }
   }
