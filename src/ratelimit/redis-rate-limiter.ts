@@ -21,6 +21,7 @@ import { randomBytes } from 'node:crypto'
 import type { Redis, Result } from 'ioredis'
 import type { Clock } from '../clock.js'
 import type { RateLimitSettings } from '../config.js'
+import { GhlError } from '../errors.js'
 import { readRateLimitHeaders } from './headers.js'
 import { defaultMargin, inflightPoll } from './memory-rate-limiter.js'
 import { QueuedRateLimiter } from './queued-rate-limiter.js'
@@ -183,7 +184,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     const l = this.#local(resource)
     const s = this.settings
     const member = `${this.#id}:${++this.#seq}`
-    const [wait] = await this.#redis.ghlRateAcquire(l.keys[0], l.keys[1], l.keys[2], s.burstMax, this.#window, s.dailyMax, s.dailyWindowMs, member, INFLIGHT_TTL_MS, inflightPoll(s))
+    const [wait] = await unavailable(this.#redis.ghlRateAcquire(l.keys[0], l.keys[1], l.keys[2], s.burstMax, this.#window, s.dailyMax, s.dailyWindowMs, member, INFLIGHT_TTL_MS, inflightPoll(s)))
     if (wait === 0) l.inflight.push(member)
     return wait
   }
@@ -201,15 +202,28 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     const answered = l.inflight.shift() ?? ''
     const { remaining, dailyRemaining } = readRateLimitHeaders(headers)
     const s = this.settings
-    await this.#redis.ghlRateObserve(l.keys[0], l.keys[1], s.burstMax, this.#window, s.dailyMax, s.dailyWindowMs,
-      remaining ?? -1, dailyRemaining ?? -1, others, `${this.#id}:o${++this.#seq}:`, answered)
+    await unavailable(this.#redis.ghlRateObserve(l.keys[0], l.keys[1], s.burstMax, this.#window, s.dailyMax, s.dailyWindowMs,
+      remaining ?? -1, dailyRemaining ?? -1, others, `${this.#id}:o${++this.#seq}:`, answered))
     if (answered) this.wake(resource)
   }
 
   /** Blocks `resource` for every process for `retryAfterMs` (a whole burst window when not positive). */
   async penalize(resource: string, retryAfterMs: number): Promise<void> {
     const l = this.#local(resource)
-    await this.#redis.ghlRatePenalize(l.keys[2], Math.ceil(retryAfterMs > 0 ? retryAfterMs : this.settings.burstWindowMs))
+    await unavailable(this.#redis.ghlRatePenalize(l.keys[2], Math.ceil(retryAfterMs > 0 ? retryAfterMs : this.settings.burstWindowMs)))
     this.wake(resource)
+  }
+}
+
+/**
+ * Redis failing (a command timed out, the connection is down, the offline queue refused it) is our
+ * dependency failing: GhlError `GHL_REDIS_UNAVAILABLE` (503, Retry-After), never the driver's error —
+ * which the client would report as `GHL_NETWORK`, "HighLevel could not be reached".
+ */
+async function unavailable<T>(command: Promise<T>): Promise<T> {
+  try {
+    return await command
+  } catch (err) {
+    throw new GhlError('GHL_REDIS_UNAVAILABLE', `The rate limiter's Redis did not answer: ${(err as Error).message.slice(0, 200)}`, { cause: err })
   }
 }

@@ -115,18 +115,20 @@ function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Lo
   const pool = new pg.Pool(poolConfig)
   pool.on('error', poolError)
   // Refresh locks get their own pool (see refresh-lock.ts). A lock is held for a whole refresh, so no
-  // statement timeout there: each of its statements is short, and the lock wait has lock_timeout.
-  // Its connection wait is bounded by each lock's own deadline (postgres-advisory-lock.ts), which is
-  // longer than the pool's connect timeout: more installations refreshing at once than it has
-  // connections queue here until their lock wait is up, not for `connectMs`.
-  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, connectionTimeoutMillis: 0, query_timeout: undefined, statement_timeout: undefined })
+  // server-side statement timeout there (the lock wait has lock_timeout). The client-side bound stays:
+  // a lock statement the server never answers (a hung peer) must fail, or the refresh holding it —
+  // and with it the installation's in-process lock — would wait forever, long after the server is back.
+  // The lock wait itself gets a longer bound of its own (postgres-advisory-lock.ts). Its connection wait
+  // is bounded by each lock's own deadline too, which is longer than the pool's connect timeout: more
+  // installations refreshing at once than it has connections queue here until their lock wait is up.
+  const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, connectionTimeoutMillis: 0, statement_timeout: undefined })
   lockPool.on('error', poolError)
   const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
   return new SqlVault({
     dialect: 'postgres',
     db,
     cipher,
-    lock: new PostgresAdvisoryLock(lockPool),
+    lock: new PostgresAdvisoryLock(lockPool, statementMs),
     clock,
     logger,
     // Kysely's PostgreSQL migrator takes pg_advisory_lock around the run: concurrent starts wait.
@@ -150,6 +152,13 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect()
       let broken: Error | undefined
+      // pg-pool listens for errors of idle connections only: a socket that fails while checked out (the
+      // server restarted) emits 'error' on the client, which would crash the process without a listener.
+      // The statement under way fails with the same error; the connection is destroyed on release.
+      const onError = (err: Error): void => {
+        broken = err
+      }
+      client.on('error', onError)
       return {
         // Kysely never streams vault queries (no cursor), so only the (sql, parameters) form is used.
         query: (async (text: string, params: readonly unknown[]) => {
@@ -161,6 +170,7 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
           }
         }) as unknown as PostgresPoolClient['query'],
         release() {
+          client.removeListener('error', onError)
           client.release(broken)
         },
       }

@@ -3,7 +3,10 @@
  * (see `refresh-lock.ts` for why the lock exists and how it holds). Every wait is bounded by the
  * caller's deadline: the wait for a pooled connection, the wait for the lock (`lock_timeout`, applied
  * to advisory locks too — SQLSTATE 55P03), and each statement on a server that stops answering
- * (`query_timeout` of the pool).
+ * (`query_timeout` of the pool; the lock wait's own is what is left of the deadline plus that). A
+ * statement that times out leaves its connection waiting for an answer that may never come: the
+ * rollback after it times out too, and the connection is destroyed — which ends the session, and with
+ * it the lock, as soon as the server hears of it.
  */
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
@@ -21,16 +24,29 @@ const CONNECT_GRACE_MS = 1000
 /** PostgreSQL: a transaction-scoped advisory lock on a dedicated pooled connection. */
 export class PostgresAdvisoryLock implements RefreshLockBackend {
   readonly #pool: pg.Pool
+  readonly #statementMs: number
 
-  /** @param pool - A pool used for nothing but locks (so holders can never starve `fn` of connections). */
-  constructor(pool: pg.Pool) {
+  /**
+   * @param pool - A pool used for nothing but locks (so holders can never starve `fn` of connections),
+   *   with a `query_timeout` bounding each statement.
+   * @param statementMs - That bound: the lock wait gets it on top of what is left of the deadline.
+   */
+  constructor(pool: pg.Pool, statementMs: number) {
     this.#pool = pool
+    this.#statementMs = statementMs
   }
 
   async run<T>(id: string, deadline: number, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
     const waitMs = remaining(deadline)
     const client = await this.#connect(id, deadline, waitMs, signal)
     let broken = false
+    // pg-pool listens for errors of idle connections only: a lock connection that fails while held (the
+    // server restarted) would crash the process without a listener. The statement under way fails
+    // with the same error, and the connection is destroyed below.
+    const onError = (): void => {
+      broken = true
+    }
+    client.on('error', onError)
     try {
       await client.query('begin')
       const exists = await client.query('select 1 from installations where id = $1', [id])
@@ -43,7 +59,8 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       } else {
         await client.query(`select set_config('lock_timeout', $1, true)`, [`${left}ms`])
         try {
-          await client.query('select pg_advisory_xact_lock($1::bigint)', [key])
+          // The server ends the wait at lock_timeout; the client bound only catches a server that stopped answering.
+          await client.query({ text: 'select pg_advisory_xact_lock($1::bigint)', values: [key], query_timeout: left + this.#statementMs } as pg.QueryConfig)
         } catch (err) {
           if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
           throw err
@@ -67,6 +84,7 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       })
       throw err
     } finally {
+      client.removeListener('error', onError)
       client.release(broken ? true : undefined)
     }
   }
