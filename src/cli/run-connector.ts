@@ -36,7 +36,8 @@ export async function runConnector(config: Config, logger: Logger, extra: RunCon
     await app.close()
     await connector.close()
     await extra.onClose?.()
-  }, config.shutdownTimeoutMs + 15_000)
+    // Requests under way may take their whole timeout; then refreshes in flight their shutdown timeout.
+  }, config.requestTimeoutMs + config.shutdownTimeoutMs + 15_000)
   return 0
 }
 

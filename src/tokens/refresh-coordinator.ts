@@ -131,12 +131,7 @@ export class RefreshCoordinator {
   /** Stores a token-endpoint answer by compare-and-swap; on a lost swap, the stored row wins. */
   async #storeTokens(row: Installation, tokens: TokenResponse, sentAt: number, action: 'refreshed' | 'reconnected'): Promise<Installation> {
     const t: TokenContext = this.#t
-    const stored = await t.vault.installations.updateTokens(
-      row.id,
-      row.version,
-      { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, expiresAt: new Date(sentAt + tokens.expires_in * 1000) },
-      { scopes: tokens.scope.split(/\s+/).filter(Boolean), status: 'active', statusReason: null },
-    )
+    const stored = await this.#storePersistently(row, tokens, sentAt, action)
     if (!stored) {
       // Only possible if our lock lapsed (a SQLite lease outlived by a stalled holder): someone else
       // stored meanwhile; theirs is what every other reader sees, so use it.
@@ -157,6 +152,34 @@ export class RefreshCoordinator {
     if (action === 'refreshed') t.emit('refreshed', { installationId: row.id, version: stored.version })
     else t.emit('reconnected', { installationId: row.id })
     return stored
+  }
+
+  /**
+   * The compare-and-swap store of a rotated pair, retried while the database does not answer: HighLevel
+   * has already used up the old refresh token, so giving up here would lose the grant (and, with
+   * Reconnect removed, need a user). Bounded by the refresh budget plus the lock wait of the others;
+   * the lock is held meanwhile, so no other holder can refresh with the dead token.
+   */
+  async #storePersistently(row: Installation, tokens: TokenResponse, sentAt: number, action: string): Promise<Installation | undefined> {
+    const t: TokenContext = this.#t
+    const until = t.clock.now() + Math.max(t.refreshBudgetMs, t.config.database.statementTimeoutMs * 3)
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await t.vault.installations.updateTokens(
+          row.id,
+          row.version,
+          { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, expiresAt: new Date(sentAt + tokens.expires_in * 1000) },
+          { scopes: tokens.scope.split(/\s+/).filter(Boolean), status: 'active', statusReason: null },
+        )
+      } catch (err) {
+        if (!(err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE') || t.clock.now() >= until) {
+          t.logger.error({ installationId: row.id, code: (err as GhlError).code, attempt }, `${action} tokens could not be stored: the grant is lost unless recovered (Reconnect or re-authorization)`)
+          throw err
+        }
+        t.logger.warn({ installationId: row.id, attempt }, `${action} tokens not stored yet (the database did not answer); trying again`)
+        await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)))
+      }
+    }
   }
 
   /**
