@@ -50,6 +50,13 @@ export interface ChargeBegin {
   conflict: boolean
 }
 
+/** A claim on a charge row: `owner` holds it until `until`; `now` is the claimant's clock (default: the vault's). */
+export interface ChargeClaim {
+  owner: string
+  until: Date
+  now?: Date
+}
+
 /** Wallet charges keyed by the app's eventId: the record that makes a charge happen once. */
 export interface ChargeStore {
   /**
@@ -57,12 +64,9 @@ export interface ChargeStore {
    * `owner` until `until` when nobody holds a live claim on it and it is not charged. Atomic across
    * every process sharing the database: of concurrent callers exactly one holds the claim.
    */
-  begin(
-    input: ChargeKey & { companyId: string; meterId: string; request: Record<string, unknown> },
-    claim: { owner: string; until: Date },
-  ): Promise<ChargeBegin>
+  begin(input: ChargeKey & { companyId: string; meterId: string; request: Record<string, unknown> }, claim: ChargeClaim): Promise<ChargeBegin>
   /** Claims an existing, not charged row whose claim is absent or past. `true` for exactly one of concurrent claimants. */
-  claim(key: ChargeKey, claim: { owner: string; until: Date }): Promise<boolean>
+  claim(key: ChargeKey, claim: ChargeClaim): Promise<boolean>
   /** Counts one more POST that may reach HighLevel (written before it is sent); only while `owner` holds the claim. */
   markAttempt(key: ChargeKey, owner: string): Promise<boolean>
   /**

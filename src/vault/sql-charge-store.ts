@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto'
 import { toChargeRecord } from './marketplace-schema.js'
 import { badInput, clampLimit, isValidDate, nonEmpty, type SqlContext } from './sql-helpers.js'
-import type { ChargeBegin, ChargeKey, ChargeRecord, ChargeStatus, ChargeStore } from './marketplace-types.js'
+import type { ChargeBegin, ChargeClaim, ChargeKey, ChargeRecord, ChargeStatus, ChargeStore } from './marketplace-types.js'
 
 const STATUSES: readonly ChargeStatus[] = ['pending', 'charged', 'failed', 'refunded']
 /** What decides the money of a charge: the same eventId with other values here is another charge. */
@@ -30,10 +30,11 @@ function keyProblems(key: ChargeKey): string[] {
   return problems
 }
 
-function claimProblems(claim: { owner: string; until: Date }): string[] {
+function claimProblems(claim: ChargeClaim): string[] {
   const problems: string[] = []
   if (!nonEmpty(claim?.owner)) problems.push('expected claim.owner to be a non-empty string')
   if (!isValidDate(claim?.until)) problems.push('expected claim.until to be a valid Date')
+  if (claim?.now !== undefined && !isValidDate(claim.now)) problems.push('expected claim.now to be a valid Date')
   return problems
 }
 
@@ -45,10 +46,7 @@ export class SqlChargeStore implements ChargeStore {
     this.#ctx = ctx
   }
 
-  async begin(
-    input: ChargeKey & { companyId: string; meterId: string; request: Record<string, unknown> },
-    claim: { owner: string; until: Date },
-  ): Promise<ChargeBegin> {
+  async begin(input: ChargeKey & { companyId: string; meterId: string; request: Record<string, unknown> }, claim: ChargeClaim): Promise<ChargeBegin> {
     const problems = [...keyProblems(input), ...claimProblems(claim)]
     if (!nonEmpty(input.companyId)) problems.push('expected companyId to be a non-empty string')
     if (!nonEmpty(input.meterId)) problems.push('expected meterId to be a non-empty string')
@@ -56,7 +54,7 @@ export class SqlChargeStore implements ChargeStore {
     if (!input.request || typeof input.request !== 'object' || request === undefined) problems.push('expected request to be a JSON object')
     if (problems.length > 0) throw badInput(problems)
     const { db, clock } = this.#ctx
-    const now = clock.now()
+    const now = claim.now?.getTime() ?? clock.now()
     const hash = chargeIdentity(input.request)
     const inserted = await db
       .insertInto('marketplace_charges')
@@ -90,10 +88,10 @@ export class SqlChargeStore implements ChargeStore {
     return { record: record ?? toChargeRecord(existing), claimed, conflict: false }
   }
 
-  async claim(key: ChargeKey, claim: { owner: string; until: Date }): Promise<boolean> {
+  async claim(key: ChargeKey, claim: ChargeClaim): Promise<boolean> {
     const problems = [...keyProblems(key), ...claimProblems(claim)]
     if (problems.length > 0) throw badInput(problems)
-    const now = this.#ctx.clock.now()
+    const now = claim.now?.getTime() ?? this.#ctx.clock.now()
     const result = await this.#where(this.#ctx.db.updateTable('marketplace_charges'), key)
       .set({ claimed_by: claim.owner, claimed_until: claim.until.getTime(), updated_at: now })
       .where('status', 'in', ['pending', 'failed'])

@@ -179,7 +179,10 @@ export class Billing {
     const flight = `${locationId}\u0000${eventId}`
     const running = this.#identities.get(flight)
     if (running !== undefined && running !== identity) throw conflict(eventId)
-    return this.#charges.run(flight, async () => {
+    // Concurrent callers in this process share one charge; only the one that ran it may have sent it.
+    let ran = false
+    const result = await this.#charges.run(flight, async () => {
+      ran = true
       this.#identities.set(flight, identity)
       try {
         return await this.#chargeOnce(locationId, eventId, body, request.meterId)
@@ -187,12 +190,13 @@ export class Billing {
         this.#identities.delete(flight)
       }
     })
+    return ran ? result : { ...result, duplicate: true }
   }
 
   async #chargeOnce(locationId: string, eventId: string, request: Record<string, unknown>, meterId: string): Promise<ChargeResult> {
     const { vault, clock, clientId } = this.#deps
     const deadline = clock.now() + this.#chargeTimeoutMs
-    const lease = () => ({ owner: this.#owner, until: new Date(deadline + LEASE_MARGIN_MS) })
+    const lease = () => ({ owner: this.#owner, until: new Date(deadline + LEASE_MARGIN_MS), now: new Date(clock.now()) })
     const companyId = await this.#companyOf(locationId)
     const key: ChargeKey = { clientId, locationId, eventId }
     let begin = await vault.charges.begin({ ...key, companyId, meterId, request }, lease())
@@ -333,7 +337,8 @@ export class Billing {
     const out = { charged: 0, notCharged: 0, skipped: 0 }
     for (const row of rows) {
       const key: ChargeKey = { clientId, locationId: row.locationId, eventId: row.eventId }
-      if (!(await vault.charges.claim(key, { owner: this.#owner, until: new Date(clock.now() + this.#chargeTimeoutMs + LEASE_MARGIN_MS) }))) {
+      const now = clock.now()
+      if (!(await vault.charges.claim(key, { owner: this.#owner, until: new Date(now + this.#chargeTimeoutMs + LEASE_MARGIN_MS), now: new Date(now) }))) {
         out.skipped++
         continue
       }

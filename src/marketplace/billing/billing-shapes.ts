@@ -74,8 +74,14 @@ export interface ChargeQuery {
 /** `GET /marketplace/billing/charges/has-funds`. */
 export const hasFundsAnswer = z.looseObject({ hasFunds: z.boolean() })
 
-/** A price per unit as HighLevel documents it: a number (`fixedPricePerUnit`) or a decimal string (`min`/`maxPricePerUnit`). */
-const price = z.union([z.number(), z.string().regex(/^-?\d+(\.\d+)?$/).transform(Number)]).nullable().optional()
+/**
+ * A price per unit as HighLevel documents it: a number (`fixedPricePerUnit`) or a decimal string
+ * (`min`/`maxPricePerUnit`). Anything else reads as unknown (`null`) rather than failing the whole
+ * configuration.
+ */
+const price = z
+  .unknown()
+  .transform((v) => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : null))
 
 /** A usage meter of the app (UsagePlanDTO). */
 export const usagePlan = z.looseObject({

@@ -33,14 +33,12 @@ const EVENT_ID = /^[\x21-\x7e]{1,200}$/
 const chargeInput = z.strictObject({
   meterId: z.string({ error: 'meterId must be a string' }).min(1, 'meterId should not be empty'),
   units: z
-    .number({ error: 'units must be a number (HighLevel refuses a string such as "1": "units must be a number conforming to the specified constraints")' })
-    .refine(Number.isFinite, 'units must be a finite number')
+    .number({ error: 'units must be a finite number (HighLevel refuses a string such as "1": "units must be a number conforming to the specified constraints")' })
     .refine((n) => n > 0, 'units must be above 0'),
   description: z.string({ error: 'description must be a string' }).min(1, 'description should not be empty'),
   eventId: z.string({ error: 'eventId must be a string' }).regex(EVENT_ID, 'eventId must be 1–200 printable ASCII characters without spaces').optional(),
   price: z
-    .number({ error: 'price must be a number' })
-    .refine(Number.isFinite, 'price must be a finite number')
+    .number({ error: 'price must be a finite number' })
     .refine((n) => n >= 0, 'price must not be negative')
     .optional(),
   userId: z

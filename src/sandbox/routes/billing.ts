@@ -110,7 +110,17 @@ export function registerBillingRoutes(app: FastifyInstance, ctx: SandboxContext)
     if (!theApp) return notFound(reply, 'Unknown app')
     const parsed = z.array(meterSchema).safeParse(input.meters)
     if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input.meters).join('; '))
-    const meters = setMeters(data, theApp.appId, parsed.data.map((m) => Object.fromEntries(Object.entries(m).filter(([, v]) => v !== undefined))))
+    // A fixed meter's range is its price (as HighLevel's example shows); a dynamic one needs its own.
+    const meters = setMeters(
+      data,
+      theApp.appId,
+      parsed.data.map((m) => ({
+        ...m,
+        minPricePerUnit: m.minPricePerUnit ?? String(m.priceType === 'fixed' ? m.fixedPricePerUnit : 0),
+        maxPricePerUnit: m.maxPricePerUnit ?? String(m.priceType === 'fixed' ? m.fixedPricePerUnit : 1),
+        ...(m.meterId === undefined ? {} : { meterId: m.meterId }),
+      })),
+    )
     ctx.persist()
     return meters.map(meterView)
   })
