@@ -80,7 +80,7 @@ export interface ChargeStore {
   /** Marks a charged row refunded (its charge was deleted). */
   markRefunded(clientId: string, locationId: string, chargeId: string): Promise<boolean>
   /** Pending rows nobody holds (no claim, or a claim past `now`), oldest first: what a reconciliation sweep settles. */
-  unsettled(clientId: string, options: { now?: Date; locationId?: string; limit?: number }): Promise<ChargeRecord[]>
+  unsettled(clientId: string, options?: { now?: Date; locationId?: string; limit?: number }): Promise<ChargeRecord[]>
 }
 
 /**
