@@ -3,6 +3,7 @@
  * plus the location's wallet billing (`ghl.location(id).billing.charge(…)`).
  */
 import type { ResourceClient } from '../client/types.js'
+import type { Logger } from '../logger.js'
 import type { LocationBilling } from './billing/billing-service.js'
 
 /** A location's API client with its billing calls. */
@@ -11,4 +12,6 @@ export type LocationClient = ResourceClient & { readonly billing: LocationBillin
 /** The part of the connector the Marketplace handlers use (a Connector fits). */
 export interface MarketplaceHost {
   location(locationId: string): LocationClient
+  /** Where handler failures are logged (never a payload). */
+  readonly logger?: Logger
 }

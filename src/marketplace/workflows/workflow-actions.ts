@@ -154,7 +154,9 @@ export class WorkflowActions {
     } catch (err) {
       if (err instanceof GhlError) return answerFromError(err)
       const reference = randomBytes(6).toString('hex')
-      this.#logger?.error({ err, key, reference, locationId: extras.locationId, workflowId: extras.workflowId }, 'workflow action failed')
+      // The error's name and message may quote the payload: only its class and where it was thrown are logged.
+      const logger = this.#logger ?? host.logger
+      logger?.error({ error: err instanceof Error ? err.name : typeof err, key, reference, locationId: extras.locationId, workflowId: extras.workflowId }, 'workflow action failed')
       return errorAnswer('GHL_INTERNAL', `The action ${key} failed (reference ${reference})`)
     }
     if (paused !== undefined || (outcome && 'paused' in outcome && outcome.paused === true)) return { status: 200, body: {} }
