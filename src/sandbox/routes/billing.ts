@@ -9,7 +9,8 @@
  * status (COMPLETED|FAILED), paymentType (one_time|recurring)}` → else 422 naming each field; a
  * `clientId` other than the header's → 400; an unknown location or company → 400. ASSUMPTION: the
  * answer (undocumented) is 200 `{success: true}`. Each accepted report is recorded
- * (`GET /_sandbox/billing/reports`).
+ * (`GET /_sandbox/billing/reports`). Billing faults apply to it as to charges: `error500` refuses it
+ * before it is recorded, `drop` records it and closes the connection without an answer.
  */
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
@@ -70,8 +71,17 @@ export function registerBillingRoutes(app: FastifyInstance, ctx: SandboxContext)
     if (b.clientId !== theApp.clientId) return badRequest(reply, 'clientId does not match x-ghl-client-key')
     if (b.authType === 'location' && !store.location(b.locationId!)) return badRequest(reply, 'Location not found')
     if (b.authType === 'company' && !store.company(b.companyId!)) return badRequest(reply, 'Company not found')
+    // Billing faults apply here too: error500 before the report is recorded, drop after.
+    const fault = ctx.faults.take('billing')
+    if (fault) store.stats.faults.billing++
+    if (fault && fault.kind !== 'drop') return reply.code(500).send({ statusCode: 500, message: 'Internal Server Error (sandbox fault)' })
     data.insert('billingReports', { id: traceIdValue(), appId: theApp.appId, ...b, receivedAt: new Date(store.now()).toISOString() })
     ctx.persist()
+    if (fault?.kind === 'drop') {
+      reply.hijack()
+      req.raw.socket.destroy()
+      return reply
+    }
     return { success: true }
   })
 
