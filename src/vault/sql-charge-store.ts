@@ -8,6 +8,8 @@
  * reconciles the row with HighLevel (by eventId) before it sends anything.
  */
 import { createHash } from 'node:crypto'
+import type { ExpressionBuilder } from 'kysely'
+import type { VaultDatabase } from './schema.js'
 import { toChargeRecord } from './marketplace-schema.js'
 import { badInput, clampLimit, isValidDate, nonEmpty, type SqlContext } from './sql-helpers.js'
 import type { ChargeBegin, ChargeClaim, ChargeKey, ChargeRecord, ChargeStatus, ChargeStore } from './marketplace-types.js'
@@ -92,7 +94,7 @@ export class SqlChargeStore implements ChargeStore {
     const problems = [...keyProblems(key), ...claimProblems(claim)]
     if (problems.length > 0) throw badInput(problems)
     const now = claim.now?.getTime() ?? this.#ctx.clock.now()
-    const result = await this.#where(this.#ctx.db.updateTable('marketplace_charges'), key)
+    const result = await this.#ctx.db.updateTable('marketplace_charges').where(byKey(key))
       .set({ claimed_by: claim.owner, claimed_until: claim.until.getTime(), updated_at: now })
       .where('status', 'in', ['pending', 'failed'])
       .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', now)]))
@@ -104,7 +106,7 @@ export class SqlChargeStore implements ChargeStore {
     const problems = keyProblems(key)
     if (!nonEmpty(owner)) problems.push('expected owner to be a non-empty string')
     if (problems.length > 0) throw badInput(problems)
-    const result = await this.#where(this.#ctx.db.updateTable('marketplace_charges'), key)
+    const result = await this.#ctx.db.updateTable('marketplace_charges').where(byKey(key))
       .set((eb) => ({ attempts: eb('attempts', '+', 1), updated_at: this.#ctx.clock.now() }))
       .where('claimed_by', '=', owner)
       .executeTakeFirst()
@@ -116,7 +118,7 @@ export class SqlChargeStore implements ChargeStore {
     if (!nonEmpty(owner)) problems.push('expected owner to be a non-empty string')
     if (!STATUSES.includes(outcome?.status)) problems.push(`expected status to be one of ${STATUSES.join(', ')}`)
     if (problems.length > 0) throw badInput(problems)
-    const result = await this.#where(this.#ctx.db.updateTable('marketplace_charges'), key)
+    const result = await this.#ctx.db.updateTable('marketplace_charges').where(byKey(key))
       .set({
         status: outcome.status,
         ...(outcome.chargeId !== undefined ? { charge_id: outcome.chargeId } : {}),
@@ -178,11 +180,12 @@ export class SqlChargeStore implements ChargeStore {
   }
 
   #row(key: ChargeKey) {
-    return this.#where(this.#ctx.db.selectFrom('marketplace_charges').selectAll(), key).executeTakeFirst()
+    return this.#ctx.db.selectFrom('marketplace_charges').selectAll().where(byKey(key)).executeTakeFirst()
   }
+}
 
-  /** `WHERE` the primary key. */
-  #where<Q extends { where: (...args: any[]) => any }>(query: Q, key: ChargeKey): Q {
-    return query.where('client_id', '=', key.clientId).where('location_id', '=', key.locationId).where('event_id', '=', key.eventId) as Q
-  }
+/** `WHERE` the primary key. */
+function byKey(key: ChargeKey) {
+  return (eb: ExpressionBuilder<VaultDatabase, 'marketplace_charges'>) =>
+    eb.and([eb('client_id', '=', key.clientId), eb('location_id', '=', key.locationId), eb('event_id', '=', key.eventId)])
 }
