@@ -278,6 +278,13 @@ export class Billing {
           const kind = classify(err)
           if (kind === 'rejected') {
             const api = err as HighLevelApiError
+            // An earlier POST of this charge may have landed (a lost answer the lookup missed): ask once
+            // more before calling it refused — e.g. that charge emptied the wallet this one was refused on.
+            const landed = maybeSent ? await this.#lookup(locationId, eventId, row.meterId) : undefined
+            if (landed) {
+              await settle({ status: 'charged', chargeId: landed.chargeId, lastError: null })
+              return { eventId, chargeId: landed.chargeId, duplicate: false }
+            }
             const reason = upstreamMessage(api.body) ?? `status ${api.upstreamStatus}`
             await settle({ status: 'failed', lastError: `HighLevel answered ${api.upstreamStatus}: ${reason}`.slice(0, 500) })
             if (/fund/i.test(reason)) this.#hasFunds.set(locationId, { value: false, until: clock.now() + this.#hasFundsTtlMs })
