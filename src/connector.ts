@@ -26,6 +26,13 @@ import { listInstalledLocations, type InstalledLocation } from './oauth/index.js
 import { WebhookReceiver } from './webhooks/webhook-receiver.js'
 import { decryptUserContext, type UserContext } from './sso/decrypt.js'
 import { GhlError, NotInstalledError } from './errors.js'
+import { Billing, billingSettings, type BillingOptions, type LocationBilling } from './marketplace/billing/billing-service.js'
+import { ExternalBilling } from './marketplace/billing/external-billing.js'
+import { CustomMenus } from './marketplace/custom-menus.js'
+import { credentialForLocation } from './marketplace/external-auth.js'
+import type { LocationClient } from './marketplace/location-client.js'
+import { WorkflowTriggers, type WorkflowTriggersOptions } from './marketplace/workflows/workflow-triggers.js'
+import type { ExternalCredential } from './vault/marketplace-types.js'
 
 export interface ConnectorOptions {
   /** A validated config, or options for {@link loadConfig} (default: the environment and `./.env`). */
@@ -51,11 +58,15 @@ export interface ConnectorOptions {
    * log each mismatch as a warning (default false; see README "Validate mode").
    */
   validate?: boolean
+  /** Marketplace features: wallet-billing settings, the app's trigger keys. */
+  marketplace?: { billing?: BillingOptions; triggers?: WorkflowTriggersOptions }
 }
 
 export interface ConnectorEvents extends TokenEvents {
   installed: { installation: InstallationSummary }
   planChanged: { installationId: string; previousPlanId: string | null; planId: string }
+  /** HighLevel holds more than one charge for one eventId (see `Billing`): refund all but one. */
+  chargeDuplicated: { locationId: string; eventId: string; chargeIds: string[] }
 }
 
 /** The readiness of the connector's own dependencies (`GET /readyz`). */
@@ -73,6 +84,14 @@ export class Connector {
   readonly webhooks: WebhookReceiver
   readonly installFlow: InstallFlow
   readonly logger: Logger
+  /** Wallet billing of every location (`billing(locationId)` for one); `reconcile()` settles lost answers. */
+  readonly walletBilling: Billing
+  /** Workflow triggers: subscriptions from HighLevel, and `fire(key, locationId, payload)`. */
+  readonly triggers: WorkflowTriggers
+  /** External billing: the billing-URL redirect and the reports to HighLevel. */
+  readonly externalBilling: ExternalBilling
+  /** Custom menu links of the app's agencies. */
+  readonly customMenus: CustomMenus
   readonly #events = new EventEmitter()
   readonly #limiter: RateLimiter | undefined
   readonly #redis: Redis | undefined
@@ -92,6 +111,7 @@ export class Connector {
     ownDispatcher: Agent | undefined
     redis: Redis | undefined
     validate?: boolean
+    marketplace?: ConnectorOptions['marketplace']
   }) {
     const { config, vault, logger, clock, dispatcher, redis } = parts
     this.config = config
@@ -123,16 +143,64 @@ export class Connector {
       dispatcher,
       clock,
       logger,
-      onPlanChanged: (change) => this.#emit('planChanged', change),
+      onPlanChanged: (change) => {
+        // The plans (and so the meters' prices) may differ now: the next read fetches them again.
+        this.walletBilling.planChanged()
+        this.#emit('planChanged', change)
+      },
     })
+    const locationApi = (id: string) => this.client.forTarget({ kind: 'location', id })
+    this.walletBilling = new Billing(
+      {
+        clientId: config.clientId,
+        appId: config.appId,
+        requestTimeoutMs: config.requestTimeoutMs,
+        vault,
+        client: locationApi,
+        clock,
+        logger,
+        onDuplicate: (duplicate) => this.#emit('chargeDuplicated', duplicate),
+      },
+      parts.marketplace?.billing,
+    )
+    this.triggers = new WorkflowTriggers({ clientId: config.clientId, apiUrl: config.apiUrl, vault, client: locationApi, logger }, parts.marketplace?.triggers)
+    this.externalBilling = new ExternalBilling({
+      clientId: config.clientId,
+      clientSecret: config.clientSecret,
+      apiUrl: config.apiUrl,
+      dispatcher,
+      vault,
+      clock,
+      logger,
+      timeoutMs: config.requestTimeoutMs,
+    })
+    this.customMenus = new CustomMenus((id) => this.company(id))
     for (const name of ['refreshed', 'minted', 'reconnected', 'reauthorizationRequired', 'suspended', 'reactivated', 'refreshFailing'] as const) {
       this.tokens.on(name, (payload: unknown) => this.#emit(name, payload as never))
     }
   }
 
-  /** A client for one sub-account (location): its own installation, or a token minted from the agency's. */
-  location(locationId: string): ResourceClient {
-    return this.client.forTarget({ kind: 'location', id: locationId })
+  /**
+   * A client for one sub-account (location): its own installation, or a token minted from the agency's.
+   * `.billing` holds the location's wallet calls (`ghl.location(id).billing.charge(…)`).
+   */
+  location(locationId: string): LocationClient {
+    const client = this.client.forTarget({ kind: 'location', id: locationId })
+    const billing = this.walletBilling
+    return Object.defineProperty(client, 'billing', { get: () => billing.forLocation(locationId), enumerable: false }) as LocationClient
+  }
+
+  /** The wallet-billing calls of one location (the same as `location(id).billing`). */
+  billing(locationId: string): LocationBilling {
+    return this.walletBilling.forLocation(locationId)
+  }
+
+  /**
+   * The third-party credential external authentication stored for a location (its own, or its
+   * agency's when that covers it), decrypted; `undefined` when there is none.
+   */
+  externalCredential(locationId: string): Promise<ExternalCredential | undefined> {
+    return credentialForLocation({ clientId: this.config.clientId, vault: this.vault }, locationId)
   }
 
   /** A client for the agency (company) installation. */
@@ -315,6 +383,7 @@ export class Connector {
  */
 export async function createConnector(options: ConnectorOptions = {}): Promise<Connector> {
   const config = isConfig(options.config) ? options.config : loadConfig(options.config)
+  billingSettings(options.marketplace?.billing)
   const logger = options.logger ?? silentLogger()
   const clock = options.clock ?? systemClock
   const ownDispatcher = options.dispatcher ? undefined : new Agent({ keepAliveTimeout: 30_000, connections: 128 })
@@ -340,7 +409,7 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
     }
   }
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, { logger, timeoutMs: config.redisTimeoutMs }) : undefined
-  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate })
+  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate, marketplace: options.marketplace })
   if (options.background ?? true) connector.startBackground(options.refresher)
   return connector
 }

@@ -47,6 +47,13 @@ export const ERROR_CODES = {
   GHL_DATABASE_UNAVAILABLE: [503, "The connector's database did not answer in time."],
   GHL_REDIS_UNAVAILABLE: [503, "The connector's Redis did not answer in time."],
   GHL_SHUTTING_DOWN: [503, 'The connector is shutting down; retry on another instance.'],
+  GHL_BILLING_INVALID: [400, 'The charge was refused before it was sent: HighLevel rejects it (units not a number, an empty userId, a custom price on a fixed-price meter, …).'],
+  GHL_BILLING_REJECTED: [422, 'HighLevel refused the charge; nothing was charged.'],
+  GHL_BILLING_CONFLICT: [409, 'This eventId was already used for a different charge.'],
+  GHL_BILLING_UNCONFIRMED: [503, 'The outcome of the charge is not known yet (its answer was lost, or another instance is charging it); retry with the same eventId.'],
+  GHL_MARKETPLACE_UNAUTHORIZED: [401, "The call lacks the headers configured for the app's workflow actions, triggers, external authentication or billing."],
+  GHL_EXTERNAL_AUTH_REJECTED: [401, 'The third-party credential did not validate.'],
+  GHL_TRIGGER_TARGET_INVALID: [400, "A trigger subscription's target URL is not on HighLevel's API host: no token is ever sent there."],
   GHL_INTERNAL: [500, 'An unexpected error occurred.'],
 } as const satisfies Record<string, readonly [number, string]>
 

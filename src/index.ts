@@ -34,3 +34,28 @@ export { matchOperation, API_OPERATIONS, API_V3_OPERATIONS, tokenKindsOf, type M
 export { createRateLimiter, type RateLimiter } from './ratelimit/index.js'
 export { WebhookReceiver, verifyWebhookSignature } from './webhooks/index.js'
 export { decryptUserContext, type UserContext } from './sso/index.js'
+export {
+  ChargeError,
+  WorkflowActions,
+  WorkflowTriggers,
+  ExternalBilling,
+  ExternalAuthEndpoint,
+  CustomMenus,
+  createMenusOnInstall,
+  resumeWorkflowAction,
+  type ChargeInput,
+  type ChargeResult,
+  type LocationBilling,
+  type LocationClient,
+  type BillingOptions,
+  type BillingReport,
+  type ActionContext,
+  type ActionDefinition,
+  type PausedAction,
+  type FireResult,
+  type CustomMenuInput,
+  type ExternalAuthOptions,
+  type MarketplaceRequest,
+  type MarketplaceAnswer,
+} from './marketplace/index.js'
+export type { ChargeRecord, ChargeStatus, TriggerSubscription, ExternalCredential } from './vault/marketplace-types.js'

@@ -1,11 +1,13 @@
 /**
- * Fault injection: the next N calls of an endpoint answer 500, hang, or answer malformed JSON.
+ * Fault injection: the next N calls of an endpoint answer 500, hang, answer malformed JSON, or lose
+ * their answer (`drop`: the connection is closed without one — for `billing`, after the charge was made).
  */
 
 /** Endpoints that accept faults. */
-export type FaultEndpoint = 'token' | 'locationToken' | 'reconnect' | 'api'
+/** `billing`: wallet charges (`POST /marketplace/billing/charges`) only. */
+export type FaultEndpoint = 'token' | 'locationToken' | 'reconnect' | 'api' | 'billing'
 /** Kinds of fault. */
-export type FaultKind = 'error500' | 'hang' | 'malformed'
+export type FaultKind = 'error500' | 'hang' | 'malformed' | 'drop'
 
 /** One queued fault. */
 export interface Fault {

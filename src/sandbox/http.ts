@@ -125,6 +125,11 @@ export async function applyFault(ctx: SandboxContext, endpoint: FaultEndpoint, r
     case 'malformed':
       reply.code(200).header('content-type', 'application/json; charset=utf-8').send('{"access_token":"trunc')
       return true
+    case 'drop':
+      // The connection closes without an answer.
+      reply.hijack()
+      req.raw.socket.destroy()
+      return true
     case 'hang': {
       const how = await ctx.faults.hang(fault.hangMs)
       if (how === 'released') reply.code(503).send({ statusCode: 503, message: 'Service Unavailable (sandbox closing)' })

@@ -12,6 +12,8 @@ import { recordOutcome, type SandboxContext } from './http.js'
 import { traceIdValue } from './ids.js'
 import { SandboxRateLimiter } from './rate-limiter.js'
 import { registerApiRoutes } from './routes/api.js'
+import { registerBillingRoutes } from './routes/billing.js'
+import { registerWorkflowRoutes } from './routes/workflows.js'
 import { registerControlRoutes } from './routes/controls.js'
 import { registerOAuthRoutes } from './routes/oauth.js'
 import { registerV3OAuthRoutes } from './routes/v3-oauth.js'
@@ -131,6 +133,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   const webhooks = new WebhookSender(keys, clock, logger, () => store.settings.webhookSignatures)
   const ctx: SandboxContext = { store, webhooks, faults, limiter, logger, persist }
 
+  /** The sandbox's base URL, known once it listens (trigger target URLs name it). */
+  let url = ''
   const app = Fastify({ logger: false, genReqId: () => traceIdValue(), forceCloseConnections: true, bodyLimit: 1024 * 1024 })
   await app.register(formbody)
   app.addHook('onRequest', async (req, reply) => {
@@ -151,6 +155,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   registerPageRoutes(app, ctx)
   registerOAuthRoutes(app, ctx)
   registerV3OAuthRoutes(app, ctx)
+  registerBillingRoutes(app, ctx)
+  registerWorkflowRoutes(app, ctx, () => url)
   registerApiRoutes(app, ctx)
   registerControlRoutes(app, ctx, () => {
     store.reset()
@@ -164,7 +170,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
   await app.listen({ port: options.port ?? 0, host })
   const address = app.server.address()
   const port = typeof address === 'object' && address ? address.port : (options.port ?? 0)
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+  url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   persist()
   logger.info({ url }, 'sandbox listening')
 

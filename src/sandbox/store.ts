@@ -30,7 +30,7 @@ export interface SandboxStats {
   installedLocations: Counter & { rateLimited: number }
   reconnect: Counter
   api: Counter & { rateLimited: number }
-  faults: { token: number; locationToken: number; reconnect: number; api: number }
+  faults: { token: number; locationToken: number; reconnect: number; api: number; billing: number }
 }
 
 function freshStats(): SandboxStats {
@@ -40,7 +40,7 @@ function freshStats(): SandboxStats {
     installedLocations: { ok: 0, error: 0, rateLimited: 0 },
     reconnect: { ok: 0, error: 0 },
     api: { ok: 0, error: 0, rateLimited: 0 },
-    faults: { token: 0, locationToken: 0, reconnect: 0, api: 0 },
+    faults: { token: 0, locationToken: 0, reconnect: 0, api: 0, billing: 0 },
   }
 }
 

@@ -10,6 +10,8 @@
  * - `ALL /proxy/locations/:locationId/*`, `ALL /proxy/companies/:companyId/*`
  *                           HighLevel API with the installation's token added (API key required)
  * - `GET /api/installations` the installations as JSON (API key required)
+ * - Marketplace routes, when `marketplace` is given (`marketplace-routes.ts`): `POST /actions/:key`,
+ *   `POST /triggers/subscription`, `/external-auth`, `GET /billing/start`
  * - `GET /healthz`          liveness: the process answers
  * - `GET /readyz`           readiness: the database (and Redis) answer, migrations applied; 503 naming what failed
  *
@@ -24,6 +26,7 @@ import { handleSsoRequest } from '../sso/decrypt.js'
 import { errorPage, homePage, installedPage } from './html.js'
 import { registerProxy } from './proxy.js'
 import { checkApiKey } from './api-key.js'
+import { registerMarketplaceRoutes, type MarketplaceRouteOptions } from './marketplace-routes.js'
 
 export interface ServerOptions {
   /** Shown on the page in development (link to the sandbox). */
@@ -33,6 +36,8 @@ export interface ServerOptions {
    * connector is configured) instead of calling `listen()`: await `app.ready()` after building.
    */
   server?: import('node:http').Server
+  /** Marketplace routes to mount (workflow actions, trigger subscriptions, external auth and billing). */
+  marketplace?: MarketplaceRouteOptions
 }
 
 const HTML_HEADERS = {
@@ -176,6 +181,11 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   })
 
   await app.register(async (scope) => registerProxy(scope, connector))
+
+  if (options.marketplace) {
+    const marketplace = options.marketplace
+    await app.register(async (scope) => registerMarketplaceRoutes(scope, connector, marketplace))
+  }
 
   return app
 }

@@ -7,3 +7,4 @@
  */
 export { buildServer, type ServerOptions } from './app.js'
 export { escapeHtml } from './html.js'
+export { registerMarketplaceRoutes, type MarketplaceRouteOptions } from './marketplace-routes.js'

@@ -9,14 +9,22 @@ import type { KeyRotation } from './types.js'
 
 const ROTATION_BATCH = 100
 
+/** Other sealed rows (third-party credentials): rotated and checked along with the tokens. */
+export interface SealedRows {
+  rotate(): Promise<number>
+  missingKeys(): Promise<string[]>
+}
+
 /** The SQL {@link KeyRotation}. */
 export class SqlKeyRotation implements KeyRotation {
   readonly #ctx: SqlContext
   readonly #tokens: TokenColumns
+  readonly #others: readonly SealedRows[]
 
-  constructor(ctx: SqlContext, tokens: TokenColumns) {
+  constructor(ctx: SqlContext, tokens: TokenColumns, others: readonly SealedRows[] = []) {
     this.#ctx = ctx
     this.#tokens = tokens
+    this.#others = others
   }
 
   /**
@@ -59,12 +67,15 @@ export class SqlKeyRotation implements KeyRotation {
         rotated += Number(result.numUpdatedRows)
       }
     }
+    for (const other of this.#others) rotated += await other.rotate()
     logger.info({ rotated, keyId: current }, 'vault: encryption keys rotated')
     return rotated
   }
 
   async missing(): Promise<string[]> {
     const rows = await this.#ctx.db.selectFrom('installations').select('key_id').distinct().where('key_id', 'is not', null).execute()
-    return rows.map((r) => r.key_id!).filter((id) => !this.#tokens.hasKey(id)).sort()
+    const missing = new Set(rows.map((r) => r.key_id!).filter((id) => !this.#tokens.hasKey(id)))
+    for (const other of this.#others) for (const id of await other.missingKeys()) missing.add(id)
+    return [...missing].sort()
   }
 }

@@ -7,6 +7,7 @@
  */
 import type { ColumnType, Selectable } from 'kysely'
 import { GhlError } from '../errors.js'
+import type { MarketplaceTables } from './marketplace-schema.js'
 import type { AuditRecord, InstallInfo, InstallationStatus, InstallationSummary, TokenSource, UserType, WebhookEventRecord } from './types.js'
 
 /** Milliseconds since the epoch: written as a number, read as a number (SQLite) or string (PostgreSQL). */
@@ -119,8 +120,8 @@ export interface AuditLogTable {
   at: Millis
 }
 
-/** The whole database, for `Kysely<VaultDatabase>`. */
-export interface VaultDatabase {
+/** The whole database, for `Kysely<VaultDatabase>` (the Marketplace tables of 0004: `marketplace-schema.ts`). */
+export interface VaultDatabase extends MarketplaceTables {
   installations: InstallationsTable
   oauth_states: OAuthStatesTable
   webhook_events: WebhookEventsTable

@@ -22,6 +22,11 @@ import { SqlInstallationStore, TokenColumns } from './sql-installation-store.js'
 import { SqlKeyRotation } from './key-rotation.js'
 import { SqlStateStore } from './sql-state-store.js'
 import { SqlWebhookStore } from './sql-webhook-store.js'
+import { SqlBillingReportStore } from './sql-billing-report-store.js'
+import { SqlChargeStore } from './sql-charge-store.js'
+import { SqlCredentialStore } from './sql-credential-store.js'
+import { SqlTriggerStore } from './sql-trigger-store.js'
+import type { BillingReportStore, ChargeStore, CredentialStore, TriggerSubscriptionStore } from './marketplace-types.js'
 import { TokenCipher } from './token-cipher.js'
 import type {
   AuditLog,
@@ -97,6 +102,10 @@ export class SqlVault implements Vault {
   readonly audit: AuditLog
   readonly flags: FlagStore
   readonly keys: KeyRotation
+  readonly charges: ChargeStore
+  readonly triggers: TriggerSubscriptionStore
+  readonly credentials: CredentialStore
+  readonly billingReports: BillingReportStore
   readonly #db: Kysely<VaultDatabase>
   readonly #options: SqlVaultOptions
   #closed = false
@@ -113,7 +122,12 @@ export class SqlVault implements Vault {
     this.webhooks = guarded(new SqlWebhookStore(ctx))
     this.audit = guarded(new SqlAuditLog(ctx))
     this.flags = guarded(new SqlFlagStore(ctx))
-    this.keys = guarded(new SqlKeyRotation(ctx, tokens))
+    const credentials = new SqlCredentialStore(ctx, options.cipher)
+    this.keys = guarded(new SqlKeyRotation(ctx, tokens, [credentials]))
+    this.charges = guarded(new SqlChargeStore(ctx))
+    this.triggers = guarded(new SqlTriggerStore(ctx))
+    this.credentials = guarded(credentials)
+    this.billingReports = guarded(new SqlBillingReportStore(ctx))
   }
 
   async migrate(): Promise<void> {

@@ -6,6 +6,8 @@
  * on the role it uses. Backends live beside this file; callers depend on this file only.
  */
 
+import type { BillingReportStore, ChargeStore, CredentialStore, TriggerSubscriptionStore } from './marketplace-types.js'
+
 export type UserType = 'Location' | 'Company'
 
 /**
@@ -394,6 +396,14 @@ export interface Vault {
   readonly audit: AuditLog
   readonly flags: FlagStore
   readonly keys: KeyRotation
+  /** Marketplace: wallet charges by eventId (`marketplace-types.ts`). */
+  readonly charges: ChargeStore
+  /** Marketplace: workflow trigger subscriptions. */
+  readonly triggers: TriggerSubscriptionStore
+  /** Marketplace: third-party credentials from external authentication (encrypted). */
+  readonly credentials: CredentialStore
+  /** Marketplace: external-billing reports sent to HighLevel. */
+  readonly billingReports: BillingReportStore
 
   /** Runs pending migrations (idempotent; safe when several processes start at once). */
   migrate(): Promise<void>

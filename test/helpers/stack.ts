@@ -9,8 +9,9 @@ import { Writable } from 'node:stream'
 import { request } from 'undici'
 import { loadConfig, type Config } from '../../src/config.js'
 import { createLogger } from '../../src/logger.js'
-import { createConnector, type Connector } from '../../src/connector.js'
+import { createConnector, type Connector, type ConnectorOptions } from '../../src/connector.js'
 import { buildServer } from '../../src/server/app.js'
+import type { MarketplaceRouteOptions } from '../../src/server/marketplace-routes.js'
 import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandbox/index.js'
 import { freshDatabase, testKey, type DialectName } from './services.js'
 
@@ -32,6 +33,10 @@ export interface StackOptions {
   env?: Record<string, string>
   sandbox?: SandboxOptions
   background?: boolean
+  /** Marketplace routes the server mounts (actions, trigger subscriptions, external auth and billing). */
+  marketplace?: MarketplaceRouteOptions
+  /** The connector's Marketplace settings (billing, trigger keys). */
+  connectorMarketplace?: ConnectorOptions['marketplace']
 }
 
 /**
@@ -86,8 +91,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     },
   })
   const logger = createLogger({ level: 'debug', destination })
-  const connector = await createConnector({ config, logger, background: options.background ?? false })
-  const app = await buildServer(connector, { sandboxUrl: sandbox.url, server })
+  const connector = await createConnector({ config, logger, background: options.background ?? false, marketplace: options.connectorMarketplace })
+  const app = await buildServer(connector, { sandboxUrl: sandbox.url, server, marketplace: options.marketplace })
   await app.ready()
   return {
     sandbox,

@@ -120,7 +120,7 @@ const V15 = '2021-04-15'
 type FixtureName =
   | 'contactId' | 'noteId' | 'taskId' | 'tagId' | 'customFieldId' | 'customValueId' | 'folderId' | 'pipelineId' | 'opportunityId'
   | 'calendarId' | 'groupId' | 'appointmentId' | 'appointmentNoteId' | 'conversationId' | 'messageId' | 'userId' | 'userEmail'
-  | 'spareContactId' | 'spareLocationId'
+  | 'spareContactId' | 'spareLocationId' | 'appId' | 'meterId' | 'chargeId' | 'customMenuId'
 
 /**
  * Records stateful operations work on, created through the API on first use (so each set makes only
@@ -194,6 +194,18 @@ class Fixtures {
       }
       case 'spareLocationId':
         return ok(await api('POST', '/locations/', tokens.agency, { version: V, body: { name: `Spare ${n}`, companyId } })).id
+      case 'appId':
+        return sb.app.appId
+      case 'meterId':
+        return ((await call(`${sb.url}/_sandbox/billing/meters`)).body as Array<{ meterId: string; priceType: string }>).find((m) => m.priceType === 'fixed')!.meterId
+      case 'chargeId': {
+        const body = { appId: sb.app.appId, meterId: await this.get('meterId'), eventId: `evt-${n}`, locationId: loc, companyId, description: 'a charge', units: 1 }
+        return ok(await api('POST', '/marketplace/billing/charges', t, { body })).chargeId
+      }
+      case 'customMenuId': {
+        const body = { title: `Menu ${n}`, url: `https://app.example.com/${n}`, icon: { name: 'link', fontFamily: 'fas' }, showOnCompany: true, showOnLocation: true, showToAllLocations: true, openMode: 'iframe', locations: [], userRole: 'all' }
+        return ok(await api('POST', '/custom-menus/', tokens.agency, { version: V, body })).customMenu.id
+      }
     }
   }
 }
@@ -207,6 +219,8 @@ function pathFixture(op: Operation, name: string): FixtureName | undefined {
   if (name === 'noteId') return 'appointmentNoteId'
   if (name === 'groupId' && p.startsWith('/calendars/groups')) return 'groupId'
   if (name === 'userId' && p.startsWith('/users/')) return 'userId'
+  if (name === 'chargeId' || name === 'customMenuId') return name
+  if (name === 'appId' && p.startsWith('/marketplace/app/')) return 'appId'
   if (name === 'id') {
     if (p.startsWith('/contacts/{contactId}/notes/')) return 'noteId'
     if (p.includes('/customFields/') || p === '/custom-fields/{id}') return 'customFieldId'
@@ -225,6 +239,8 @@ const FIELD_FIXTURES: Record<string, FixtureName> = {
   calendarId: 'calendarId',
   conversationId: 'conversationId',
   emails: 'userEmail',
+  appId: 'appId',
+  meterId: 'meterId',
 }
 
 function gen(seed: string): GenContext {

@@ -204,7 +204,12 @@ export function registerOperations(app: FastifyInstance, ctx: SandboxContext, ha
       let result: HandlerResult
       try {
         if (handler) {
-          const input: HandlerInput = { op, token, path: params, query, body: bodyObject, store, data, emit: (e) => emitted.push(e) }
+          const fault = (endpoint: Parameters<HandlerInput['fault']>[0]) => {
+            const f = ctx.faults.take(endpoint)
+            if (f) store.stats.faults[endpoint]++
+            return f
+          }
+          const input: HandlerInput = { op, token, path: params, query, body: bodyObject, store, data, emit: (e) => emitted.push(e), fault }
           result = handler(input)
         } else result = generatedAnswer(op, gen)
       } catch (err) {
@@ -216,6 +221,12 @@ export function registerOperations(app: FastifyInstance, ctx: SandboxContext, ha
       if (op.response.schema !== null && status >= 200 && status < 300) out = conform(op.response.schema, out, gen)
       if (handler && write) ctx.persist()
       events.dispatch(emitted)
+      if (result.drop) {
+        // The answer is lost: the change stays, the client sees the connection close.
+        reply.hijack()
+        req.raw.socket.destroy()
+        return reply
+      }
       if (status === 204 || out === undefined) return reply.code(status).send()
       return reply.code(status).send(out)
     })

@@ -5,6 +5,7 @@
 import { hlId } from '../ids.js'
 import type { Operation } from '../openapi/spec.js'
 import type { SandboxStore } from '../store.js'
+import type { Fault, FaultEndpoint } from '../faults.js'
 import type { TokenRecord } from '../types.js'
 
 /** A stored record: plain JSON with an `id`. */
@@ -37,12 +38,16 @@ export interface HandlerInput {
   data: Collections
   /** Queues a webhook event; events are sent after the answer, in order. */
   emit(event: ResourceEvent): void
+  /** Takes the next queued fault of an endpoint a handler applies itself (`billing`), counted in stats. */
+  fault(endpoint: FaultEndpoint): Fault | undefined
 }
 
 /** A handler's answer; `status` defaults to the operation's documented 2xx. */
 export interface HandlerResult {
   status?: number
   body: unknown
+  /** The change is made, then the connection is closed without an answer (a `drop` fault). */
+  drop?: boolean
 }
 
 /** A stateful operation. Throws {@link ApiFailure} for an error answer. */

@@ -46,8 +46,8 @@ const planChangeSchema = z
   .refine((b) => (b.locationId === undefined) !== (b.companyId === undefined), { message: 'give exactly one of locationId or companyId' })
 
 const faultSchema = z.object({
-  endpoint: z.enum(['token', 'locationToken', 'reconnect', 'api']),
-  kind: z.enum(['error500', 'hang', 'malformed']),
+  endpoint: z.enum(['token', 'locationToken', 'reconnect', 'api', 'billing']),
+  kind: z.enum(['error500', 'hang', 'malformed', 'drop']),
   count: z.number().int().positive().default(1),
   hangMs: z.number().int().positive().optional(),
 })

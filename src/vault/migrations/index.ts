@@ -7,6 +7,7 @@ import type { Migration, MigrationProvider } from 'kysely'
 import { initialMigration } from './0001-initial.js'
 import { webhookClaimsMigration } from './0002-webhook-claims.js'
 import { lifecycleAndScaleMigration } from './0003-lifecycle-and-scale.js'
+import { marketplaceMigration } from './0004-marketplace.js'
 
 /** The dialects the vault runs on. */
 export type VaultDialect = 'sqlite' | 'postgres'
@@ -19,6 +20,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
         '0001-initial': initialMigration(dialect),
         '0002-webhook-claims': webhookClaimsMigration(),
         '0003-lifecycle-and-scale': lifecycleAndScaleMigration(),
+        '0004-marketplace': marketplaceMigration(),
       }
     },
   }
