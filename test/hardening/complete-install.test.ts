@@ -40,7 +40,8 @@ for (const kind of ['Location', 'Company'] as const) {
 
       // The stored row does hold tokens (positive control): these are the values that must not leak.
       const stored = await stack.connector.vault.installations.get(returned.id)
-      const { accessToken, refreshToken } = stored!.tokens!
+      const accessToken = stored!.tokens!.accessToken
+      const refreshToken = stored!.tokens!.refreshToken ?? assert.fail('the stored row has no refresh token')
       assert.ok(accessToken.length > 10 && refreshToken.length > 10)
       assert.equal(returned.companyId, company.companyId)
       assert.equal(returned.userType, kind)
