@@ -19,7 +19,7 @@
  * sent as `Retry-After`), whatever the route.
  */
 import { randomBytes } from 'node:crypto'
-import Fastify, { LogController, type FastifyReply } from 'fastify'
+import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError, type ErrorCode } from '../errors.js'
 import { handleSsoRequest } from '../sso/decrypt.js'
@@ -71,6 +71,10 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     bodyLimit: 1024 * 1024,
     // A request that never finishes sending must not hold a connection forever.
     requestTimeout: Math.max(config.requestTimeoutMs * 2, 60_000),
+    // The router's own refusals (a path that is not valid percent-encoding, a path parameter over
+    // `maxParamLength`) get the one error body too: Fastify's default answers them before any error
+    // handler runs, in its own shape.
+    frameworkErrors: (err, _req, reply) => void sendFrameworkError(reply as FastifyReply, err),
     ...(options.server
       ? {
           serverFactory: (handler: (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void) => {
@@ -188,6 +192,19 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   }
 
   return app
+}
+
+/** A refusal of Fastify's router (see `frameworkErrors` above) in the one error body. */
+function sendFrameworkError(reply: FastifyReply, err: FastifyError): FastifyReply {
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500
+  if (status === 500) return reply.code(500).send(errorBody('GHL_INTERNAL', 'Internal error', 500))
+  const message =
+    err.code === 'FST_ERR_BAD_URL'
+      ? 'The request path has an invalid percent-encoding'
+      : err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+        ? 'A path parameter of the request is too long'
+        : err.message
+  return reply.code(status).send(errorBody('GHL_BAD_REQUEST', message, status))
 }
 
 function unauthorized(reply: FastifyReply): FastifyReply {

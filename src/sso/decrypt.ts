@@ -172,7 +172,7 @@ export function decryptUserContext(payload: string, sharedSecret: string): UserC
 /** The answer of {@link handleSsoRequest}: status and JSON body for the HTTP layer to send. */
 export type SsoResponse =
   | { status: 200; body: UserContext }
-  | { status: number; body: { ok: false; code: string; message: string } }
+  | { status: number; body: { ok: false; code: string; message: string; status: number } }
 
 /**
  * Route-independent handling of "decrypt the SSO payload my frontend posted": accepts a JSON body
@@ -194,10 +194,11 @@ export function handleSsoRequest(body: unknown, sharedSecret?: string): SsoRespo
   if (!sharedSecret) {
     return {
       status: 501,
-      body: { ok: false, code: 'GHL_CONFIG_INVALID', message: 'SSO is not configured: set GHL_SHARED_SECRET to the app\'s Shared Secret' },
+      body: { ok: false, code: 'GHL_CONFIG_INVALID', message: 'SSO is not configured: set GHL_SHARED_SECRET to the app\'s Shared Secret', status: 501 },
     }
   }
-  const fail = (err: GhlError): SsoResponse => ({ status: err.status, body: { ok: false, code: err.code, message: err.message } })
+  // The one error body of the server's routes, {code, message, status} (`ok: false` beside it).
+  const fail = (err: GhlError): SsoResponse => ({ status: err.status, body: { ok: false, code: err.code, message: err.message, status: err.status } })
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return fail(invalid('expected a JSON object body with an "encryptedData" (or "payload") string'))
   }

@@ -45,7 +45,7 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/
 
 /**
  * Parses an Ed25519 public key: a KeyObject, a PEM, or base64 of the raw 32 bytes.
- * @throws Error naming what was wrong (configuration time, not request time).
+ * @throws GhlError `GHL_CONFIG_INVALID` naming what was wrong (configuration time, not request time).
  */
 export function parseEd25519PublicKey(key: KeyObject | string): KeyObject {
   try {
@@ -78,7 +78,7 @@ function parseEd25519(key: KeyObject | string): KeyObject {
   return parsed
 }
 
-/** Parses an RSA public key (PEM or KeyObject). @throws Error naming what was wrong. */
+/** Parses an RSA public key (PEM or KeyObject). @throws GhlError `GHL_CONFIG_INVALID` naming what was wrong. */
 export function parseRsaPublicKey(key: KeyObject | string): KeyObject {
   let parsed: KeyObject
   try {
@@ -100,10 +100,12 @@ function header(headers: WebhookHeaders, name: string): string | string[] | unde
 }
 
 /** One signature value: several different values of the same header are refused (ambiguous). */
-function single(value: string | string[] | undefined, name: string): string | undefined {
+function single(value: unknown, name: string): string | undefined {
   if (value === undefined) return undefined
   if (typeof value === 'string') return value
-  const distinct = [...new Set(value)]
+  // Headers from a caller's own framework: anything but text (or a list of texts) is no signature.
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw reject(`${name} header is not text`)
+  const distinct = [...new Set(value as string[])]
   if (distinct.length === 0) return undefined
   if (distinct.length > 1) throw reject(`${name} header was sent ${distinct.length} times with different values`)
   return distinct[0]
@@ -132,8 +134,11 @@ export class WebhookVerifier {
   readonly #rsa: KeyObject | undefined
   readonly #rsaBytes: number | undefined
 
-  /** @throws Error when a configured key cannot be parsed (a configuration mistake, reported at start). */
+  /** @throws GhlError `GHL_CONFIG_INVALID` when a configured key cannot be parsed (a configuration mistake, reported at start). */
   constructor(keys: WebhookKeys) {
+    if (keys === null || typeof keys !== 'object') {
+      throw new GhlError('GHL_CONFIG_INVALID', `Invalid webhook public keys: expected an object with ed25519 and/or rsa keys, got ${keys === null ? 'null' : typeof keys}`)
+    }
     const ed = keys.ed25519 === undefined ? [] : Array.isArray(keys.ed25519) ? keys.ed25519 : [keys.ed25519 as KeyObject | string]
     this.#ed25519 = ed.map((k) => parseEd25519PublicKey(k))
     this.#rsa = keys.rsa === undefined ? undefined : parseRsaPublicKey(keys.rsa)
@@ -207,7 +212,8 @@ function safeVerify(algorithm: 'sha256' | null, data: Buffer, key: KeyObject, si
  * @param headers - the request headers (names matched case-insensitively).
  * @param keys - the Ed25519 and/or RSA public keys.
  * @returns which algorithm verified it.
- * @throws WebhookRejectedError `GHL_WEBHOOK_SIGNATURE_INVALID`: missing, undecodable or non-verifying signature.
+ * @throws WebhookRejectedError `GHL_WEBHOOK_SIGNATURE_INVALID`: missing, undecodable or non-verifying signature;
+ *   `GHL_WEBHOOK_INVALID`: the body is not a Buffer. GhlError `GHL_CONFIG_INVALID`: a key cannot be parsed.
  *
  * @example
  * verifyWebhookSignature(rawBody, req.headers, { rsa: HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY })

@@ -186,20 +186,29 @@ describe('uninstall, arbitrary events, redelivery', () => {
     const sent = await postJson(`${sb.url}/_sandbox/webhooks/send`, { type: 'ContactDelete', locationId: loc[0] })
     assert.equal(sent.body.status, 'failed')
     assert.equal(sent.body.responseStatus, 500)
-    await new Promise((r) => setTimeout(r, 50))
-    assert.equal(received.length, 1)
-    const list = (await call(`${sb.url}/_sandbox/webhooks`)).body
-    assert.equal(list[0].attempts, 1)
+    // Positive control: a later event, answered 200, arrives — and nothing but it arrived after the failed one.
     answerStatus = 200
+    const next = await postJson(`${sb.url}/_sandbox/webhooks/send`, { type: 'ContactCreate', locationId: loc[0] })
+    assert.equal(next.body.status, 'delivered')
+    await receivedCount(2)
+    assert.deepEqual(received.map((r) => payload(r).webhookId), [sent.body.webhookId, next.body.webhookId])
+    const list = (await call(`${sb.url}/_sandbox/webhooks`)).body as Array<{ webhookId: string; attempts: number }>
+    assert.equal(list.find((w) => w.webhookId === sent.body.webhookId)?.attempts, 1)
     const re = await postJson(`${sb.url}/_sandbox/webhooks/redeliver`, { webhookId: sent.body.webhookId })
     assert.equal(re.body.status, 'delivered')
+    assert.deepEqual(received.map((r) => payload(r).webhookId), [sent.body.webhookId, next.body.webhookId, sent.body.webhookId])
   })
 
   test('without a webhook URL, deliveries are recorded as skipped', async () => {
     sb.configureApp({ webhookUrl: null })
     const sent = await postJson(`${sb.url}/_sandbox/webhooks/send`, { type: 'ContactCreate' })
     assert.equal(sent.body.status, 'skipped')
-    assert.equal(received.length, 0)
+    // Positive control: with the URL back, the next event arrives, and it is the only one that did.
+    sb.configureApp({ webhookUrl: `http://127.0.0.1:${(receiver.address() as { port: number }).port}/webhooks` })
+    const next = await postJson(`${sb.url}/_sandbox/webhooks/send`, { type: 'ContactCreate' })
+    assert.equal(next.body.status, 'delivered')
+    await receivedCount(1)
+    assert.deepEqual(received.map((r) => payload(r).webhookId), [next.body.webhookId])
   })
 })
 

@@ -204,7 +204,7 @@ describe('decryptUserContext', () => {
         JSON.stringify(handleSsoRequest({ encryptedData: p }, p === good ? `${SECRET}-wrong` : SECRET)),
       ),
     )
-    assert.deepEqual([...bodies], [JSON.stringify({ status: 400, body: { ok: false, code: 'GHL_SSO_INVALID', message: SSO_UNDECRYPTABLE_MESSAGE } })])
+    assert.deepEqual([...bodies], [JSON.stringify({ status: 400, body: { ok: false, code: 'GHL_SSO_INVALID', message: SSO_UNDECRYPTABLE_MESSAGE, status: 400 } })])
   })
 
   test('a forged last block with valid padding but garbage plaintext is refused like any other failure', () => {
@@ -260,7 +260,7 @@ describe('handleSsoRequest', () => {
   test('400 for a missing field', () => {
     const res = handleSsoRequest({ other: 'x' }, SECRET)
     assert.equal(res.status, 400)
-    assert.deepEqual(res.body, { ok: false, code: 'GHL_SSO_INVALID', message: 'Invalid SSO payload: the body has no "encryptedData" (or "payload") field' })
+    assert.deepEqual(res.body, { ok: false, code: 'GHL_SSO_INVALID', message: 'Invalid SSO payload: the body has no "encryptedData" (or "payload") field', status: 400 })
   })
 
   test('400 for a field of the wrong type', () => {

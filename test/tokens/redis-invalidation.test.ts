@@ -66,13 +66,35 @@ for (const dialect of DIALECTS) {
     })
 
     test('a message for another installation or an older version changes nothing', async () => {
+      // A second installation, cached on b, is the positive control: its message goes last on the same
+      // channel, and one subscriber connection delivers in order — once b has acted on it, the two
+      // messages before it have been delivered (and must have changed nothing).
+      const other = await h.installLocation(h.sandbox.companies[0]!.locations[1]!.locationId)
+      const otherTarget = { kind: 'location' as const, id: other.locationId! }
       const g = await b.getAccessToken(target())
+      const go = await b.getAccessToken(otherTarget)
+      // Both rows change in the vault without anyone being told, so that a dropped cache entry shows: b
+      // would re-read the newer version.
+      for (const id of [inst.id, other.id]) {
+        const row = await h.vault.installations.get(id)
+        await h.vault.installations.updateTokens(id, row!.version, { ...row!.tokens!, expiresAt: new Date(row!.tokens!.expiresAt.getTime() - 1000) })
+      }
+      assert.equal((await b.getAccessToken(target())).version, g.version, 'cached until told')
+      assert.equal((await b.getAccessToken(otherTarget)).version, go.version, 'cached until told')
+
       await redis.publish('ghl-connect:invalidate', `some-other-id:${g.version + 5}`)
       await redis.publish('ghl-connect:invalidate', `${inst.id}:${g.version}`)
-      await sleep(100)
+      await redis.publish('ghl-connect:invalidate', `${other.id}:${go.version + 1}`)
+      assert.ok(await eventually(async () => (await b.getAccessToken(otherTarget)).version === go.version + 1), 'the control message never took effect')
       const still = await b.getAccessToken(target())
+      assert.equal(still.version, g.version, 'a message for another installation or an older version dropped the entry')
       assert.equal(still.accessToken, g.accessToken)
-      assert.equal(still.version, g.version)
+
+      // Leave both instances on the stored row for the next test.
+      b.invalidate(inst.id)
+      const stored = (await h.vault.installations.get(inst.id))!.version
+      assert.equal((await b.getAccessToken(target())).version, stored)
+      assert.ok(await eventually(async () => (await a.getAccessToken(target())).version === stored), 'instance a was not told')
     })
 
     test('invalidate() drops the entry here and, through Redis, on the other instances', async () => {

@@ -421,27 +421,46 @@ for (const dialect of DIALECTS) {
     })
 
     test('the background loop (start/stop) retries by itself; gives up after maxAttempts and keeps the event failed', async () => {
+      /** Polls (real time: the loop runs on a real interval) until `check` holds; fails after 10 s. */
+      const until = async (what: string, check: () => boolean | Promise<boolean>): Promise<void> => {
+        const deadline = Date.now() + 10_000
+        while (!(await check())) {
+          if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`)
+          await new Promise((r) => setTimeout(r, 20))
+        }
+      }
       let calls = 0
       const off = receiver.on('NoteCreate', () => {
         calls++
         throw new Error(`still failing ${calls}`)
       })
+      // The control: an event that fails once, then succeeds on the loop's next pass.
+      let controlCalls = 0
+      const offControl = receiver.on('NoteUpdate', () => {
+        controlCalls++
+        if (controlCalls === 1) throw new Error('fails once')
+      })
       const event = contactEvent(clock, { type: 'NoteCreate' })
       await receiver.receive(signed(JSON.stringify(event)))
       receiver.start()
-      const deadline = Date.now() + 5000
-      while (calls < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
-      // A few more intervals: no fourth attempt.
-      await new Promise((r) => setTimeout(r, 200))
+      const gaveUp = async () => (await vault.audit.list()).filter((a) => a.action === 'webhook.failed' && a.detail.webhookId === event.webhookId)
+      await until('the third attempt to be given up', async () => (await gaveUp()).length > 0)
+      // No fourth attempt: the control event's retry needs a pass of the loop after the give-up was
+      // recorded, and every pass lists every failed event with attempts left — the given-up one would be
+      // retried in that same pass. stop() then waits for all work that pass started.
+      const control = contactEvent(clock, { type: 'NoteUpdate' })
+      await receiver.receive(signed(JSON.stringify(control)))
+      await until('the control event to be retried and processed', async () => (await vault.webhooks.get(String(control.webhookId)))?.status === 'processed')
       await receiver.stop()
       off()
+      offControl()
+      assert.equal(controlCalls, 2, 'the control failed once and was retried once')
       assert.equal(calls, 3, 'maxAttempts is 3')
       const failed = (await vault.webhooks.list({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
       assert.equal(failed?.attempts, 3)
       assert.equal(failed?.lastError, 'still failing 3')
-      const gaveUp = (await vault.audit.list()).filter((a) => a.action === 'webhook.failed' && a.detail.webhookId === event.webhookId)
-      assert.equal(gaveUp.length, 1, 'giving up is audited once')
-      assert.deepEqual(gaveUp[0]!.detail, { webhookId: event.webhookId, type: 'NoteCreate', attempts: 3, lastError: 'still failing 3' })
+      assert.equal((await gaveUp()).length, 1, 'giving up is audited once')
+      assert.deepEqual((await gaveUp())[0]!.detail, { webhookId: event.webhookId, type: 'NoteCreate', attempts: 3, lastError: 'still failing 3' })
     })
 
     test('a pending event left by a process that died is resumed by the loop', async () => {
