@@ -342,9 +342,20 @@ export class Connector {
       ...(options.concurrency !== undefined ? { concurrency: options.concurrency } : {}),
     })
     this.webhooks.start()
+    // Wallet charges a crashed process left `pending` are settled against HighLevel's list (never charged again).
+    let reconciling: Promise<unknown> | undefined
+    const reconcile = setInterval(() => {
+      reconciling ??= this.walletBilling
+        .reconcile()
+        .catch((err: unknown) => this.logger.warn({ err }, 'reconciling pending wallet charges failed; will try again'))
+        .finally(() => (reconciling = undefined))
+    }, options.intervalMs ?? this.config.refresher.intervalMs)
+    reconcile.unref()
     this.#stopBackground = async () => {
+      clearInterval(reconcile)
       await refresher.stop()
       await this.webhooks.stop()
+      await reconciling
     }
   }
 

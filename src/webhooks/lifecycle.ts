@@ -24,7 +24,9 @@
  *
  * UNINSTALL: the location's installation — or, for `companyId` only, the agency installation and every
  * installation minted from it (`parentId`) — is set `uninstalled` with its tokens wiped, dropped from the
- * token manager's cache and audited. Later calls fail with NotInstalledError. A re-install upserts the same
+ * token manager's cache and audited; what the app stored for it goes too — its workflow trigger
+ * subscriptions (HighLevel no longer runs those workflows for the app) and the third-party credential
+ * collected by external authentication. Later calls fail with NotInstalledError. A re-install upserts the same
  * row back to `active` with fresh tokens.
  *
  * A late UNINSTALL never wipes a newer install: when the row is `active` and was last written after the
@@ -330,10 +332,20 @@ export class LifecycleHandler {
       current = fresh
     }
     this.#tokens.invalidate(current.id)
+    const clientId = this.#config.clientId
+    const triggers = current.locationId ? await this.#vault.triggers.removeLocation(clientId, current.locationId) : 0
+    const credential = await this.#vault.credentials.delete(clientId, current.locationId ? { locationId: current.locationId } : { companyId: current.companyId })
     await this.#vault.audit.append({
       installationId: current.id,
       action: 'webhook.uninstall',
-      detail: { webhookId: event.webhookId, locationId: current.locationId, companyId: current.companyId, source: current.source },
+      detail: {
+        webhookId: event.webhookId,
+        locationId: current.locationId,
+        companyId: current.companyId,
+        source: current.source,
+        triggerSubscriptionsRemoved: triggers,
+        credentialRemoved: credential,
+      },
     })
     return 'wiped'
   }

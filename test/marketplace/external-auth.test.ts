@@ -11,7 +11,7 @@ import { z } from 'zod'
 import type { Stack } from '../helpers/stack.js'
 import { DIALECTS, dialectSkipReason } from '../helpers/services.js'
 import { openRaw } from '../vault/helpers.js'
-import { install, marketplaceStack, sb } from './helpers.js'
+import { install, marketplaceStack, sb, waitFor } from './helpers.js'
 
 for (const dialect of DIALECTS) {
   describe(`external authentication (${dialect})`, { skip: await dialectSkipReason(dialect) }, () => {
@@ -122,6 +122,18 @@ for (const dialect of DIALECTS) {
       const text = await wrongType.text()
       assert.match(text, /apiKey/)
       assert.equal(text.includes('12345678'), false)
+    })
+
+    test('an UNINSTALL of the location deletes its stored credential', async () => {
+      const res = await sb(stack, 'POST', '/_sandbox/external-auth', { locationIds: [locA], fields: { apiKey: goodKey } })
+      assert.equal(res.accepted, true)
+      assert.ok(await stack.connector.vault.credentials.get(stack.config.clientId, { locationId: locA }))
+      await sb(stack, 'POST', '/_sandbox/uninstall', { locationId: locA })
+      await waitFor('the credential to be deleted', async () => (await stack.connector.vault.credentials.get(stack.config.clientId, { locationId: locA })) === undefined)
+      const row = await stack.connector.vault.installations.findByLocation(stack.config.clientId, locA)
+      assert.equal(row?.status, 'uninstalled')
+      const audit = await stack.connector.vault.audit.list(row!.id)
+      assert.equal(audit.find((a) => a.action === 'webhook.uninstall')?.detail.credentialRemoved, true)
     })
   })
 }

@@ -215,6 +215,21 @@ for (const dialect of DIALECTS) {
         const malformed = await fetch(`${stack.url}/triggers/subscription`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-trigger-secret': triggerSecret }, body: JSON.stringify({ triggerData: { id: 'x' } }) })
         assert.equal(malformed.status, 400)
       })
+
+      test("an UNINSTALL of a location removes its trigger subscriptions, and only its", async () => {
+        const atB = await sb(stack, 'POST', '/_sandbox/workflows', { locationId: locB, trigger: { key: 'order_shipped' } })
+        assert.equal(atB.subscription.status, 200)
+        const before = { a: (await subscriptions(locA)).length, b: (await subscriptions(locB)).length }
+        assert.ok(before.a > 0 && before.b > 0)
+        await sb(stack, 'POST', '/_sandbox/uninstall', { locationId: locB })
+        await waitFor('the UNINSTALL to be applied', async () => (await subscriptions(locB)).length === 0)
+        assert.equal((await subscriptions(locA)).length, before.a, 'the other location keeps its subscriptions')
+        const row = await stack.connector.vault.installations.findByLocation(stack.config.clientId, locB)
+        const audit = await stack.connector.vault.audit.list(row!.id)
+        assert.equal(audit.find((a) => a.action === 'webhook.uninstall')?.detail.triggerSubscriptionsRemoved, before.b)
+        // Nothing is delivered there any more.
+        assert.equal((await stack.connector.triggers.fire('order_shipped', locB, { status: 'shipped' })).delivered, 0)
+      })
     })
   })
 }
