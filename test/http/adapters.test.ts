@@ -3,7 +3,8 @@
  * connector's routes mounted under `/ghl` beside the app's own route, then install (the real OAuth
  * flow, `sb.install`) → the callback's redirect to the app's page → webhooks (INSTALL, a signed
  * ContactCreate reaching the app's subscriber, a forged one refused, an oversized one refused) → a
- * call through the connector from the app's page, again after `sb.expire` (exactly one refresh).
+ * call through the connector from the app's page, again after `sb.expire` (exactly one refresh) → a
+ * sandbox workflow run calling the app's workflow action through the adapter.
  */
 import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
@@ -19,6 +20,9 @@ import { ghlConnectExpress } from '../../src/http/node-middleware.js'
 import { createFetchHandler } from '../../src/http/fetch-handler.js'
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js'
 import { freshDatabase, testKey } from '../helpers/services.js'
+import { randomBytes } from 'node:crypto'
+import { z } from 'zod'
+import { WorkflowActions } from '../../src/marketplace/workflows/workflow-actions.js'
 
 type Listener = (req: IncomingMessage, res: ServerResponse) => void
 
@@ -39,6 +43,18 @@ async function listContacts(connector: Connector, locationId: string): Promise<{
 
 const afterInstall = (i: { locationId: string | null }) => `/app/contacts?locationId=${i.locationId}`
 
+/** A workflow action the apps mount too: HighLevel's workflow calls it with the configured header. */
+const ACTION_SECRET = `action-${randomBytes(12).toString('hex')}`
+const actions = new WorkflowActions({ headers: { 'x-app-secret': ACTION_SECRET } }).define({
+  key: 'greet',
+  fields: z.object({ name: z.string().min(1) }),
+  handler: async ({ data, extras, ghl }) => {
+    const res = await ghl.get<{ location: { name: string } }>(`/locations/${extras.locationId}`)
+    return { outputs: { greeting: `Hello ${data.name} from ${res.data.location.name}` } }
+  },
+})
+const routeOptions = { afterInstall, actions }
+
 /** How each framework mounts the connector's routes under /ghl and serves the app's page. */
 const FRAMEWORKS: Record<string, (connector: Connector, server: Server) => Promise<{ listener?: Listener; close?: () => Promise<void> }>> = {
   async fastify(connector, server) {
@@ -48,14 +64,14 @@ const FRAMEWORKS: Record<string, (connector: Connector, server: Server) => Promi
         return server
       },
     })
-    await app.register(ghlConnectFastify, { connector, prefix: '/ghl', afterInstall })
+    await app.register(ghlConnectFastify, { connector, prefix: '/ghl', ...routeOptions })
     app.get('/app/contacts', async (req) => (await listContacts(connector, (req.query as { locationId: string }).locationId)).body)
     await app.ready()
     return { close: () => app.close() }
   },
   async express(connector) {
     const app = express()
-    app.use('/ghl', ghlConnectExpress(connector, { afterInstall }))
+    app.use('/ghl', ghlConnectExpress(connector, routeOptions))
     app.use(express.json())
     app.get('/app/contacts', async (req, res) => {
       res.json((await listContacts(connector, String(req.query.locationId))).body)
@@ -65,7 +81,7 @@ const FRAMEWORKS: Record<string, (connector: Connector, server: Server) => Promi
     return { listener: app as unknown as Listener }
   },
   async hono(connector) {
-    const handler = createFetchHandler(connector, { basePath: '/ghl', afterInstall })
+    const handler = createFetchHandler(connector, { basePath: '/ghl', ...routeOptions })
     const app = new Hono()
     app.all('/ghl/*', (c) => handler(c.req.raw))
     app.get('/app/contacts', async (c) => c.json((await listContacts(connector, c.req.query('locationId')!)).body as object))
@@ -167,6 +183,28 @@ for (const framework of Object.keys(FRAMEWORKS) as Array<keyof typeof FRAMEWORKS
       } finally {
         off()
       }
+    })
+
+    test("a HighLevel workflow run calls the app's action through the adapter; a wrong header is refused", async () => {
+      const json = async (method: string, path: string, body: unknown) => {
+        const res = await fetch(`${app.sandbox.url}${path}`, { method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+        assert.ok(res.ok, `${path}: ${res.status}`)
+        return res.json() as Promise<any>
+      }
+      await json('PUT', `/_sandbox/marketplace/${app.sandbox.app.appId}`, {
+        actions: [
+          { key: 'greet', url: `${app.base}/actions/greet`, headers: { 'x-app-secret': ACTION_SECRET } },
+          { key: 'greet_forged', url: `${app.base}/actions/greet`, headers: { 'x-app-secret': `wrong-${ACTION_SECRET}` } },
+        ],
+      })
+      const wf = await json('POST', '/_sandbox/workflows', { locationId, actions: [{ key: 'greet', data: { name: 'Ann' } }] })
+      const run = await json('POST', `/_sandbox/workflows/${wf.workflowId}/run`, { payload: {} })
+      assert.equal(run.status, 'completed', JSON.stringify(run))
+      assert.deepEqual(run.steps[0].outputs, { greeting: `Hello Ann from ${app.sandbox.companies[0]!.locations[0]!.name}` })
+      const forged = await json('POST', '/_sandbox/workflows', { locationId, actions: [{ key: 'greet_forged', data: { name: 'Eve' } }] })
+      const refused = await json('POST', `/_sandbox/workflows/${forged.workflowId}/run`, { payload: {} })
+      assert.equal(refused.steps[0].response.status, 401)
+      assert.equal(refused.steps[0].response.body.code, 'GHL_MARKETPLACE_UNAUTHORIZED')
     })
 
     test('SSO and unknown paths answer in the one error body', async () => {
