@@ -56,7 +56,12 @@ export async function sandboxInstall(ctx: SandboxContext, target: SandboxInstall
     throw new Error('sb.install: the app has no redirect URI ending in /oauth/callback; call sb.env({ appUrl }) first, or pass installUrl')
   }
   // 1. The app starts the install: a redirect to HighLevel's choose-location page, with its state.
-  const start = await fetch(installUrl, { redirect: 'manual' })
+  let start: Response
+  try {
+    start = await fetch(installUrl, { redirect: 'manual' })
+  } catch (err) {
+    throw new Error(`sb.install: the app's install route ${installUrl} could not be reached (${(err as Error).message}); is the app listening there? (sb.env({ appUrl }) registers its URL)`, { cause: err })
+  }
   await start.body?.cancel()
   const location = start.headers.get('location')
   if (start.status !== 302 || !location) throw new Error(`sb.install: ${installUrl} answered ${start.status} instead of a redirect to HighLevel`)
@@ -79,7 +84,12 @@ export async function sandboxInstall(ctx: SandboxContext, target: SandboxInstall
   })
   if ('error' in consent) throw new Error(`sb.install: ${consent.error}`)
   // 3. HighLevel redirects the browser to the app's callback, which exchanges the code.
-  const res = await fetch(consent.redirect, { redirect: 'manual' })
+  let res: Response
+  try {
+    res = await fetch(consent.redirect, { redirect: 'manual' })
+  } catch (err) {
+    throw new Error(`sb.install: the app's callback could not be reached (${(err as Error).message})`, { cause: err })
+  }
   const body = await res.text()
   if (res.status >= 400) throw new Error(`sb.install: the app's callback answered ${res.status}: ${body.slice(0, 500)}`)
   // 4. The INSTALL webhooks (sent once the code is exchanged) have been answered.
