@@ -110,8 +110,10 @@ export interface Config {
   readonly webhookRsaPublicKey: string
   /** Dev-only: accept unsigned webhooks (refused by `serve` in production). */
   readonly allowUnsignedWebhooks: boolean
-  /** Where verified non-lifecycle events are forwarded (POST), if set. */
+  /** Where every verified event is forwarded (POST, signed per Standard Webhooks), if set. */
   readonly webhookForwardUrl: string | undefined
+  /** The Standard Webhooks signing key of forwarded events (`GHL_WEBHOOK_FORWARD_SECRET`, `whsec_<base64>`); set whenever the URL is. */
+  readonly webhookForwardSecret: Buffer | undefined
   readonly webhookMaxBytes: number
   readonly webhookToleranceMs: number
   readonly production: boolean
@@ -159,7 +161,19 @@ export interface LoadConfigOptions {
   allowMissingKey?: boolean
 }
 
-const SECRET_VARIABLES = new Set(['GHL_CLIENT_SECRET', 'GHL_ENCRYPTION_KEY', 'GHL_CONNECTOR_API_KEY', 'GHL_SHARED_SECRET'])
+/**
+ * The key of a `whsec_<base64>` secret (Standard Webhooks' format), or why it is not one: keys of 24
+ * to 64 bytes, as the specification recommends.
+ */
+export function parseForwardSecret(value: string): Buffer | { problem: string } {
+  const m = /^whsec_([A-Za-z0-9+/]+={0,2})$/.exec(value.trim())
+  if (!m) return { problem: 'a secret of the form whsec_<base64> (Standard Webhooks)' }
+  const key = Buffer.from(m[1]!, 'base64')
+  if (key.length < 24 || key.length > 64) return { problem: 'whsec_ followed by the base64 of 24 to 64 random bytes' }
+  return key
+}
+
+const SECRET_VARIABLES = new Set(['GHL_CLIENT_SECRET', 'GHL_ENCRYPTION_KEY', 'GHL_CONNECTOR_API_KEY', 'GHL_SHARED_SECRET', 'GHL_WEBHOOK_FORWARD_SECRET'])
 
 /** Reads, validates and freezes the configuration. Throws {@link ConfigError} listing every problem. */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
@@ -248,6 +262,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const connectorApiKey = env.GHL_CONNECTOR_API_KEY?.trim() || undefined
   if (connectorApiKey && connectorApiKey.length < 16) problem('GHL_CONNECTOR_API_KEY', 'at least 16 characters')
   const forward = env.GHL_WEBHOOK_FORWARD_URL?.trim() ? url('GHL_WEBHOOK_FORWARD_URL') || undefined : undefined
+  const forwardSecretRaw = env.GHL_WEBHOOK_FORWARD_SECRET?.trim()
+  const forwardSecret = forwardSecretRaw ? parseForwardSecret(forwardSecretRaw) : undefined
+  if (forwardSecret && !Buffer.isBuffer(forwardSecret)) problem('GHL_WEBHOOK_FORWARD_SECRET', forwardSecret.problem)
+  // Forwarded events are signed, always: the app must be able to tell them from forged ones.
+  else if (env.GHL_WEBHOOK_FORWARD_URL?.trim() && !forwardSecret) problem('GHL_WEBHOOK_FORWARD_SECRET', 'a whsec_<base64> secret whenever GHL_WEBHOOK_FORWARD_URL is set (forwarded events are signed per Standard Webhooks)')
   const ed25519Keys = splitPublicKeys(env.GHL_WEBHOOK_ED25519_PUBLIC_KEY)
 
   const config: Config = {
@@ -292,6 +311,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     webhookRsaPublicKey: env.GHL_WEBHOOK_RSA_PUBLIC_KEY?.trim() || HIGHLEVEL_WEBHOOK_RSA_PUBLIC_KEY,
     allowUnsignedWebhooks,
     webhookForwardUrl: forward,
+    webhookForwardSecret: Buffer.isBuffer(forwardSecret) ? forwardSecret : undefined,
     webhookMaxBytes: int('GHL_WEBHOOK_MAX_BYTES', 256 * 1024, 1024, 16 * 1024 * 1024),
     webhookToleranceMs: int('GHL_WEBHOOK_TOLERANCE_MS', 5 * 60_000, 1000, 24 * 3600_000),
     production,

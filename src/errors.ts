@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   GHL_WEBHOOK_STALE: [400, 'The webhook timestamp is outside the accepted window.'],
   GHL_WEBHOOK_INVALID: [400, 'The webhook body is malformed or of an unknown type.'],
   GHL_WEBHOOK_TOO_LARGE: [413, 'The webhook body is larger than allowed.'],
+  GHL_WEBHOOK_FORWARD_FAILED: [502, "The app's endpoint (GHL_WEBHOOK_FORWARD_URL) did not acknowledge a forwarded event with a 2xx answer in time; it is retried."],
   GHL_SSO_INVALID: [400, 'The SSO payload could not be decrypted or is not a user context.'],
   GHL_VAULT_KEY_MISSING: [500, 'A stored row was encrypted with a key that is not configured.'],
   GHL_VAULT_DECRYPT_FAILED: [500, 'A stored secret failed authentication on decryption.'],

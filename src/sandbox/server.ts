@@ -20,6 +20,7 @@ import { registerV3OAuthRoutes } from './routes/v3-oauth.js'
 import { registerPageRoutes } from './pages.js'
 import { defaultSeed, loadSeedFile, resolveSeed } from './seed.js'
 import { SandboxStore, type StoreSnapshot } from './store.js'
+import { sandboxEnv, sandboxEvents, sandboxExpire, sandboxInstall } from './test-helpers.js'
 import type { Sandbox, SandboxApp, SandboxOptions, SandboxSettings } from './types.js'
 import { generateWebhookKeys, keysFromPem, keysToPem, WebhookSender, type WebhookKeys, type WebhookKeysPem } from './webhooks.js'
 
@@ -210,6 +211,10 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       if (change.scopes) a.scopes = [...change.scopes]
       persist()
     },
+    env: (envOptions) => sandboxEnv(ctx, url, publicKeys, envOptions),
+    install: (target) => sandboxInstall(ctx, target),
+    expire: (target) => sandboxExpire(ctx, target),
+    events: (filter) => sandboxEvents(ctx, filter),
     close() {
       closed ??= (async () => {
         faults.releaseHangs()

@@ -123,8 +123,72 @@ export interface Sandbox {
   readonly publicKeys: { ed25519: string; rsa: string }
   /** Changes the first app's redirect URIs, webhook URL or scopes. */
   configureApp(change: { redirectUris?: string[]; webhookUrl?: string | null; scopes?: string[] }): void
+  /**
+   * The connector settings for this sandbox (`GHL_CLIENT_ID`, `GHL_API_URL`, the webhook keys, …), for
+   * `loadConfig({ env })` or a child process. With `appUrl`, the app's callback (`<appUrl>/oauth/callback`)
+   * and webhook URL are registered with the sandbox's app and `GHL_REDIRECT_URI` is included.
+   */
+  env(options?: SandboxEnvOptions): Record<string, string>
+  /**
+   * A finished install in one call, through the real OAuth flow: the app's `/oauth/install`, the
+   * consent for `locationId` (or an agency), the app's callback (the code exchange), and the INSTALL
+   * webhooks answered. Throws with the step and the app's answer when one fails.
+   */
+  install(target: SandboxInstallTarget): Promise<SandboxInstall>
+  /** Expires access tokens now (one token, a location's, or an agency's Company tokens); returns how many. */
+  expire(target: { locationId?: string; companyId?: string; token?: string }): number
+  /** The webhooks the sandbox sent (oldest first), optionally of one type or location. */
+  events(filter?: { type?: string; locationId?: string }): SandboxWebhookEvent[]
   /** Releases hung requests, aborts webhook deliveries, closes the server. */
   close(): Promise<void>
+}
+
+/** Options of {@link Sandbox.env}. */
+export interface SandboxEnvOptions {
+  /** The app's base URL (where the connector's routes are mounted), e.g. `http://127.0.0.1:3000/ghl`. */
+  appUrl?: string
+  /** The webhook path under `appUrl` (default `/webhooks/highlevel`, the connector's default). */
+  webhookPath?: string
+}
+
+/** What {@link Sandbox.install} installs. */
+export interface SandboxInstallTarget {
+  /** A sub-account install. */
+  locationId?: string
+  /** An agency install (with `locationIds`: the locations approved; absent → all). */
+  companyId?: string
+  locationIds?: string[]
+  /** The installing user (default: the first seeded user of the agency). */
+  userId?: string
+  /** The app's install URL (default: the registered redirect URI with `/oauth/install` for `/oauth/callback`). */
+  installUrl?: string
+  /** How long to wait for the INSTALL webhooks to be answered (default 10 000 ms). */
+  timeoutMs?: number
+}
+
+/** The outcome of {@link Sandbox.install}. */
+export interface SandboxInstall {
+  locationId: string | null
+  companyId: string | null
+  /** The status the app's callback answered (200 for its page, 302 when it redirects). */
+  callbackStatus: number
+  /** Where the callback redirected the browser, if it did. */
+  redirectedTo: string | null
+  /** The webhooks the install sent (INSTALL…), with the app's answers. */
+  webhooks: SandboxWebhookEvent[]
+}
+
+/** A webhook the sandbox sent, and how the app answered. */
+export interface SandboxWebhookEvent {
+  webhookId: string
+  type: string
+  /** `skipped`: the app has no webhook URL. */
+  status: 'pending' | 'delivered' | 'failed' | 'skipped'
+  responseStatus: number | null
+  attempts: number
+  url: string | null
+  error: string | null
+  payload: Record<string, unknown>
 }
 
 /** An app in a seed: every field optional (generated when absent). */

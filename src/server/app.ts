@@ -2,15 +2,13 @@
  * The connector's HTTP server (Fastify): routes only, each calling into the library.
  *
  * - `GET /`                 operator page: Install button + installations (never a token)
- * - `GET /oauth/install`    302 to HighLevel's choose-location page with a one-time state
- * - `GET /oauth/callback`   code exchange; success or error page (with a reference id)
- * - `GET /oauth/reauthorize/:installationId`  302 to HighLevel's page to authorize that installation again
- * - `POST <webhookPath>`    signed HighLevel webhooks (raw bytes verified before parsing)
- * - `POST /sso/decrypt`     SSO user context for custom pages / custom JS
+ * - the connector's routes (`src/http/connector-routes.ts`, the same table apps mount through an adapter):
+ *   `GET /oauth/install`, `GET /oauth/callback`, `GET /oauth/reauthorize/:installationId`,
+ *   `POST <webhookPath>`, `POST /sso/decrypt`
  * - `ALL /proxy/locations/:locationId/*`, `ALL /proxy/companies/:companyId/*`
  *                           HighLevel API with the installation's token added (API key required)
  * - `GET /api/installations` the installations as JSON (API key required)
- * - Marketplace routes, when `marketplace` is given (`marketplace-routes.ts`): `POST /actions/:key`,
+ * - Marketplace routes of that table, when `marketplace` is given: `POST /actions/:key`,
  *   `POST /triggers/subscription`, `/external-auth`, `GET /billing/start`
  * - `GET /healthz`          liveness: the process answers
  * - `GET /readyz`           readiness: the database (and Redis) answer, migrations applied; 503 naming what failed
@@ -21,12 +19,13 @@
 import { randomBytes } from 'node:crypto'
 import Fastify, { LogController, type FastifyError, type FastifyReply } from 'fastify'
 import type { Connector } from '../connector.js'
-import { GhlError, HighLevelApiError, type ErrorCode } from '../errors.js'
-import { handleSsoRequest } from '../sso/decrypt.js'
-import { errorPage, homePage, installedPage } from './html.js'
+import { GhlError, type ErrorCode } from '../errors.js'
+import { connectorRoutes } from '../http/connector-routes.js'
+import { mountRouteTable } from '../http/fastify-plugin.js'
+import { homePage } from './html.js'
 import { registerProxy } from './proxy.js'
 import { checkApiKey } from './api-key.js'
-import { registerMarketplaceRoutes, type MarketplaceRouteOptions } from './marketplace-routes.js'
+import type { MarketplaceRouteOptions } from './marketplace-routes.js'
 
 export interface ServerOptions {
   /** Shown on the page in development (link to the sandbox). */
@@ -135,50 +134,6 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     )
   })
 
-  app.get('/oauth/install', async (req, reply) => {
-    const q = req.query as Record<string, unknown>
-    const { url } = await connector.startInstall({ loginWindowOpenMode: q.loginWindowOpenMode === 'self' ? 'self' : undefined })
-    return reply.header('cache-control', 'no-store').redirect(url, 302)
-  })
-
-  app.get('/oauth/reauthorize/:installationId', async (req, reply) => {
-    try {
-      const { url } = await connector.startReauthorization((req.params as { installationId: string }).installationId)
-      return reply.header('cache-control', 'no-store').redirect(url, 302)
-    } catch (err) {
-      return sendInstallError(reply, err, log)
-    }
-  })
-
-  app.get('/oauth/callback', async (req, reply) => {
-    try {
-      const installation = await connector.completeInstall(req.query as Record<string, unknown>)
-      log.info({ installationId: installation.id, locationId: installation.locationId, companyId: installation.companyId }, 'installed')
-      return reply.headers(HTML_HEADERS).send(installedPage(installation))
-    } catch (err) {
-      return sendInstallError(reply, err, log)
-    }
-  })
-
-  await app.register(async (scope) => {
-    // Webhook signatures are checked over the exact bytes received: no JSON parser runs first.
-    scope.removeAllContentTypeParsers()
-    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: config.webhookMaxBytes * 2 }, (_req, body, done) => done(null, body))
-    scope.post(config.webhookPath, async (req, reply) => {
-      const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0)
-      const result = await connector.webhooks.receive({ rawBody, headers: req.headers })
-      return reply
-        .code(result.status)
-        .headers(result.headers ?? {})
-        .send(result.body)
-    })
-  })
-
-  app.post('/sso/decrypt', async (req, reply) => {
-    const result = handleSsoRequest(req.body, config.sharedSecret)
-    return reply.code(result.status).header('cache-control', 'no-store').send(result.body)
-  })
-
   app.get('/api/installations', async (req, reply) => {
     if (!checkApiKey(req, config.connectorApiKey)) return unauthorized(reply)
     return { installations: await connector.installations() }
@@ -186,10 +141,10 @@ export async function buildServer(connector: Connector, options: ServerOptions =
 
   await app.register(async (scope) => registerProxy(scope, connector))
 
-  if (options.marketplace) {
-    const marketplace = options.marketplace
-    await app.register(async (scope) => registerMarketplaceRoutes(scope, connector, marketplace))
-  }
+  // Install, callback, re-authorization, webhooks, SSO and the Marketplace routes: the same route
+  // table an app mounts in its own server through an adapter (src/http).
+  const routes = connectorRoutes(connector, options.marketplace ?? {})
+  await app.register(async (scope) => mountRouteTable(scope, routes, log))
 
   return app
 }
@@ -216,34 +171,3 @@ function unauthorized(reply: FastifyReply): FastifyReply {
 function newReference(): string {
   return randomBytes(6).toString('hex')
 }
-
-const INSTALL_TITLES: Partial<Record<string, string>> = {
-  GHL_OAUTH_DENIED: 'Installation declined',
-  GHL_OAUTH_STATE_INVALID: 'Installation link expired or invalid',
-  GHL_OAUTH_CODE_MISSING: 'Installation incomplete',
-  GHL_OAUTH_CODE_REUSED: 'Installation link already used',
-  GHL_NOT_INSTALLED: 'Unknown installation',
-}
-
-/** Ordinary outcomes of a person's install (declined, an old link): one info line, no stack. */
-const ORDINARY_INSTALL_OUTCOMES = new Set<string>(['GHL_OAUTH_DENIED', 'GHL_OAUTH_STATE_INVALID', 'GHL_OAUTH_CODE_MISSING', 'GHL_OAUTH_CODE_REUSED'])
-
-function sendInstallError(reply: FastifyReply, err: unknown, log: Connector['logger']): FastifyReply {
-  const reference = newReference()
-  const ghl = err instanceof GhlError ? err : undefined
-  const code = ghl?.code ?? 'GHL_INTERNAL'
-  const status = ghl ? (ghl.status >= 500 ? 502 : ghl.status) : 500
-  // The operator finds the cause under this reference; the user sees a plain explanation.
-  if (ORDINARY_INSTALL_OUTCOMES.has(code)) log.info({ reference, code }, `install not completed: ${ghl?.message ?? code}`)
-  else log[status >= 500 ? 'error' : 'warn']({ reference, code, err }, 'install failed')
-  const message = ghl
-    ? status >= 500 && !(ghl instanceof HighLevelApiError)
-      ? `${ghl.message} Nothing was stored; please try again in a moment.`
-      : ghl.message
-    : 'Something went wrong while completing the installation. Nothing was stored.'
-  return reply
-    .code(status)
-    .headers(HTML_HEADERS)
-    .send(errorPage({ title: INSTALL_TITLES[code] ?? 'Installation failed', message, reference, code }))
-}
-

@@ -16,6 +16,7 @@ import type { Config } from '../config.js'
 import type { Logger } from '../logger.js'
 import type { Vault, WebhookEventRecord, WebhookStatus } from '../vault/types.js'
 import type { InstallEvent, PlanChangeEvent, UninstallEvent, WebhookEvent } from './events.js'
+import { GhlError } from '../errors.js'
 import { forwardWebhook } from './forward.js'
 import type { LifecycleHandler } from './lifecycle.js'
 import type { Subscribers } from './subscribers.js'
@@ -40,7 +41,29 @@ export interface QueuedEvent {
   status: WebhookStatus
   /** Failed attempts so far. */
   attempts: number
+  /** The last attempt's error, as stored (`GHL_WEBHOOK_FORWARD_FAILED: …` when only forwarding failed). */
+  lastError?: string | null
 }
+
+/**
+ * When forwarding fails, the next attempts come after these delays (Standard Webhooks' retry schedule:
+ * 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, then every 10 h), counted from the event's receipt, until the
+ * app acknowledges it or the event's retention ends ({@link FORWARD_RETENTION_MS}).
+ */
+export const FORWARD_RETRY_DELAYS_MS: readonly number[] = [5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000]
+
+/** How long an event is kept when forwarding is configured: the bound of its forwarding retries. */
+export const FORWARD_RETENTION_MS = 72 * 3600_000
+
+/** The earliest time of the next forwarding attempt of an event received at `receivedAt` after `attempts` failures. */
+export function nextForwardAttemptAt(receivedAt: number, attempts: number): number {
+  let at = receivedAt
+  for (let i = 0; i < attempts; i++) at += FORWARD_RETRY_DELAYS_MS[Math.min(i, FORWARD_RETRY_DELAYS_MS.length - 1)]!
+  return at
+}
+
+/** The prefix of `lastError` when the handlers succeeded and only forwarding failed. */
+const FORWARD_FAILED = 'GHL_WEBHOOK_FORWARD_FAILED'
 
 /** What the queue needs. */
 export interface EventQueueOptions {
@@ -58,7 +81,7 @@ export interface EventQueueOptions {
 /** The queued event of a stored record. */
 export function toQueued(record: WebhookEventRecord): QueuedEvent {
   const payload = record.payload && typeof record.payload === 'object' ? (record.payload as Record<string, unknown>) : {}
-  return { webhookId: record.webhookId, type: record.type, payload, status: record.status, attempts: record.attempts }
+  return { webhookId: record.webhookId, type: record.type, payload, status: record.status, attempts: record.attempts, lastError: record.lastError }
 }
 
 /** See the file comment. */
@@ -118,7 +141,12 @@ export class EventQueue {
     const now = clock.now()
     const jobs: Promise<unknown>[] = []
     for (const record of await vault.webhooks.list({ status: 'failed', limit: 500 })) {
-      if (record.attempts < maxAttempts) jobs.push(this.schedule(toQueued(record), false))
+      // Only forwarding failed: retried on its schedule for as long as the event is kept; otherwise
+      // (a handler failed) every pass, up to maxAttempts.
+      const due = isForwardFailure(record.lastError)
+        ? now >= nextForwardAttemptAt(record.receivedAt.getTime(), record.attempts) && now < record.expiresAt.getTime()
+        : record.attempts < maxAttempts
+      if (due) jobs.push(this.schedule(toQueued(record), false))
     }
     for (const record of await vault.webhooks.list({ status: 'pending', limit: 500 })) {
       if (!this.#inFlight.has(record.webhookId) && record.receivedAt.getTime() <= now - intervalMs) {
@@ -184,11 +212,14 @@ export class EventQueue {
   }
 
   async #process(queued: QueuedEvent): Promise<Outcome> {
-    const { config, dispatcher, lifecycle, subscribers, logger, maxAttempts, vault } = this.#o
+    const { config, dispatcher, lifecycle, subscribers, logger, maxAttempts, vault, clock } = this.#o
     const event = { ...queued.payload, type: queued.type, webhookId: queued.webhookId } as WebhookEvent
     const { webhookId, type } = queued
+    // The last attempt ran the lifecycle step and the handlers, and only forwarding failed: this one
+    // only forwards (an operator's replay clears lastError, and runs everything again).
+    const forwardOnly = queued.status === 'failed' && isForwardFailure(queued.lastError)
     try {
-      if (type === 'INSTALL' || type === 'UNINSTALL' || type === 'PLAN_CHANGE') {
+      if (!forwardOnly && (type === 'INSTALL' || type === 'UNINSTALL' || type === 'PLAN_CHANGE')) {
         const outcome = await lifecycle.handle(event as InstallEvent | UninstallEvent | PlanChangeEvent)
         if (outcome === 'waiting') {
           const wasWaiting = queued.status === 'waiting'
@@ -202,24 +233,31 @@ export class EventQueue {
           return 'waiting'
         }
       }
-      await subscribers.dispatch(event)
-      if (config.webhookForwardUrl && type !== 'INSTALL' && type !== 'UNINSTALL') {
-        await forwardWebhook(config.webhookForwardUrl, event, { dispatcher, timeoutMs: config.requestTimeoutMs })
+      if (!forwardOnly) await subscribers.dispatch(event)
+      if (config.webhookForwardUrl && config.webhookForwardSecret) {
+        // Every verified event, lifecycle ones included, once the connector has handled it (so an INSTALL
+        // reaches the app when the installation's token is stored and the proxy can be called at once).
+        await forwardWebhook(config.webhookForwardUrl, event, { secret: config.webhookForwardSecret, dispatcher, timeoutMs: config.requestTimeoutMs, clock })
       }
       await this.#complete(queued, { status: 'processed', lastError: null })
       logger.info({ webhookId, type }, 'webhook processed')
       return 'processed'
     } catch (err) {
-      const message = (err instanceof Error ? err.message : String(err)).slice(0, 1000)
+      const forwarding = err instanceof GhlError && err.code === FORWARD_FAILED
+      const message = `${forwarding ? `${FORWARD_FAILED}: ` : ''}${err instanceof Error ? err.message : String(err)}`.slice(0, 1000)
       const attempts = queued.attempts + 1
       try {
         if (!(await this.#complete(queued, { status: 'failed', lastError: message, incrementAttempts: true }))) return 'skipped'
-        if (attempts >= maxAttempts) {
+        const record = forwarding ? await vault.webhooks.get(webhookId) : undefined
+        const givenUp = forwarding
+          ? !record || nextForwardAttemptAt(record.receivedAt.getTime(), attempts) >= record.expiresAt.getTime()
+          : attempts >= maxAttempts
+        if (givenUp) {
           // Given up: kept `failed` in the vault until it expires, and in the audit log for good.
           logger.error({ err, webhookId, type, attempts }, 'webhook processing failed; giving up after the last attempt')
           await vault.audit.append({ installationId: null, action: 'webhook.failed', detail: { webhookId, type, attempts, lastError: message } })
         } else {
-          logger.warn({ err, webhookId, type, attempts }, 'webhook processing failed; will retry')
+          logger.warn({ err, webhookId, type, attempts }, forwarding ? 'forwarding the webhook to the app failed; will retry' : 'webhook processing failed; will retry')
         }
       } catch (updateErr) {
         logger.error({ err: updateErr, webhookId }, 'could not mark the webhook failed')
@@ -227,4 +265,8 @@ export class EventQueue {
       return 'failed'
     }
   }
+}
+
+function isForwardFailure(lastError: string | null | undefined): boolean {
+  return typeof lastError === 'string' && lastError.startsWith(`${FORWARD_FAILED}: `)
 }

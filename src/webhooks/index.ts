@@ -12,7 +12,8 @@ export {
 } from './verify.js'
 export { WebhookReceiver, MAX_JSON_DEPTH, type WebhookReceiverOptions, type WebhookReceiveResult } from './webhook-receiver.js'
 export { LifecycleHandler, type LifecycleOptions, type LifecycleOutcome } from './lifecycle.js'
-export { forwardWebhook, type ForwardOptions } from './forward.js'
+export { forwardWebhook, forwardBody, signStandardWebhook, type ForwardOptions } from './forward.js'
+export { FORWARD_RETRY_DELAYS_MS, FORWARD_RETENTION_MS, nextForwardAttemptAt } from './event-queue.js'
 export {
   WEBHOOK_TYPES,
   isWebhookEventType,

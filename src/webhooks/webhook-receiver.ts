@@ -21,7 +21,7 @@ import { silentLogger, type Logger } from '../logger.js'
 import type { TokenManager } from '../tokens/types.js'
 import type { InstallationSummary, Vault, WebhookEventRecord, WebhookStatus } from '../vault/types.js'
 import type { WebhookEventMap, WebhookType } from './events.js'
-import { EventQueue, toQueued, WEBHOOK_CLAIM_MS, type Outcome } from './event-queue.js'
+import { EventQueue, FORWARD_RETENTION_MS, toQueued, WEBHOOK_CLAIM_MS, type Outcome } from './event-queue.js'
 import { LifecycleHandler } from './lifecycle.js'
 import { MAX_JSON_DEPTH, parseWebhook } from './parse-webhook.js'
 import { Subscribers } from './subscribers.js'
@@ -159,7 +159,16 @@ export class WebhookReceiver {
       locationId: typeof payload.locationId === 'string' ? payload.locationId : null,
       companyId: typeof payload.companyId === 'string' ? payload.companyId : null,
       receivedAt: new Date(now),
-      expiresAt: new Date(now + Math.max(2 * config.webhookToleranceMs + 60_000, this.#intervalMs * (this.#maxAttempts + 1), 3_600_000)),
+      expiresAt: new Date(
+        now +
+          Math.max(
+            2 * config.webhookToleranceMs + 60_000,
+            this.#intervalMs * (this.#maxAttempts + 1),
+            3_600_000,
+            // Forwarded events are retried until the app acknowledges them, for as long as they are kept.
+            config.webhookForwardUrl ? FORWARD_RETENTION_MS : 0,
+          ),
+      ),
     })
     if (outcome === 'duplicate') {
       this.#logger.info({ webhookId, type }, 'duplicate webhook acknowledged, not processed again')

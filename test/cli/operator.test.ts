@@ -20,9 +20,10 @@ describe('operator commands on a running connector\'s database', () => {
   let agencyConnector: Connector
   let env: Record<string, string>
   let cwd: ReturnType<typeof tempDir>
+  const FORWARD_SECRET = `whsec_${Buffer.alloc(32, 9).toString('base64')}`
   /** The app's own endpoint (GHL_WEBHOOK_FORWARD_URL): answers `forwardStatus`, records what reached it. */
   let forward: Server
-  let forwardStatus = 500
+  let forwardStatus = 200
   const forwarded: { webhookId: string; status: number }[] = []
   let company: Stack['sandbox']['companies'][number]
   let ownLocation: string
@@ -41,12 +42,12 @@ describe('operator commands on a running connector\'s database', () => {
     await once(forward, 'listening')
     const forwardUrl = `http://127.0.0.1:${(forward.address() as { port: number }).port}/events`
 
-    stack = await startStack({ env: { GHL_WEBHOOK_FORWARD_URL: forwardUrl } })
+    stack = await startStack({ env: { GHL_WEBHOOK_FORWARD_URL: forwardUrl, GHL_WEBHOOK_FORWARD_SECRET: FORWARD_SECRET } })
     company = stack.sandbox.companies[0]!
     ownLocation = company.locations[0]!.locationId
     mintedLocation = company.locations[1]!.locationId
     const key = stack.config.encryptionKeys[0]!.key.toString('base64')
-    env = { ...appEnv(stack.sandbox, stack.config, stack.databaseUrl, key), GHL_WEBHOOK_FORWARD_URL: forwardUrl }
+    env = { ...appEnv(stack.sandbox, stack.config, stack.databaseUrl, key), GHL_WEBHOOK_FORWARD_URL: forwardUrl, GHL_WEBHOOK_FORWARD_SECRET: FORWARD_SECRET }
     cwd = tempDir()
 
     // A sub-account's own installation, through the connector's HTTP install flow.

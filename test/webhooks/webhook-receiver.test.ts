@@ -611,13 +611,19 @@ for (const dialect of DIALECTS) {
       try {
         const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`
         // maxAttempts as in the other tests: events given up on earlier stay given up.
-        const fwd = new WebhookReceiver({ config: { ...config, webhookForwardUrl: url }, vault, tokens: unreachableTokens, clock, retry: { maxAttempts: 3 } })
+        const secret = Buffer.alloc(32, 7)
+        const fwd = new WebhookReceiver({ config: { ...config, webhookForwardUrl: url, webhookForwardSecret: secret }, vault, tokens: unreachableTokens, clock, retry: { maxAttempts: 3 } })
         const event = contactEvent(clock, { type: 'OpportunityStatusUpdate' })
         await fwd.receive(signed(JSON.stringify(event)))
         await fwd.idle()
         assert.equal(seen.length, 1)
         const failed = (await vault.webhooks.list({ status: 'failed', limit: 1000 })).find((w) => w.webhookId === event.webhookId)
-        assert.match(failed?.lastError ?? '', /answered 503/)
+        assert.match(failed?.lastError ?? '', /^GHL_WEBHOOK_FORWARD_FAILED: .*answered 503/)
+        // The next attempt is due 5 s after receipt (test/webhooks/forward.test.ts has the whole schedule).
+        await fwd.runMaintenance()
+        await fwd.idle()
+        assert.equal(seen.length, 1, 'not retried before it is due')
+        clock.advance(5_000)
         await fwd.runMaintenance()
         await fwd.idle()
         assert.equal(seen.length, 2, JSON.stringify(seen.map((x) => x.headers['x-ghl-connect-event'])))

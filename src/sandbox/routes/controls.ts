@@ -92,6 +92,32 @@ function tokenView(ctx: SandboxContext, t: TokenRecord): Record<string, unknown>
   }
 }
 
+/**
+ * Expires access tokens now: one token, or every active access token of a location (or of an agency's
+ * Company grant). Returns how many; `undefined` for an unknown token.
+ */
+export function expireTokens(ctx: SandboxContext, target: { token?: string; locationId?: string; companyId?: string }): number | undefined {
+  const { store } = ctx
+  const now = store.now()
+  let expired = 0
+  if (target.token) {
+    const t = store.tokens.get(target.token)
+    if (!t) return undefined
+    t.expiresAt = now
+    expired = 1
+  } else {
+    for (const t of store.tokens.values()) {
+      const hit = target.locationId ? t.locationId === target.locationId : t.userType === 'Company' && t.companyId === target.companyId
+      if (t.type === 'access' && hit && store.tokenState(t) === 'active') {
+        t.expiresAt = now
+        expired++
+      }
+    }
+  }
+  ctx.persist()
+  return expired
+}
+
 /** Registers the `/_sandbox/*` controls. */
 export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext, reset: () => void): void {
   const store = ctx.store
@@ -136,24 +162,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
     const input = bodyOf(req)
     const parsed = targetSchema.safeParse(input)
     if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
-    const now = store.now()
-    let expired = 0
-    if (b.token) {
-      const t = store.tokens.get(b.token)
-      if (!t) return notFound(reply, 'Unknown token')
-      t.expiresAt = now
-      expired = 1
-    } else {
-      for (const t of store.tokens.values()) {
-        const hit = b.locationId ? t.locationId === b.locationId : t.userType === 'Company' && t.companyId === b.companyId
-        if (t.type === 'access' && hit && store.tokenState(t) === 'active') {
-          t.expiresAt = now
-          expired++
-        }
-      }
-    }
-    ctx.persist()
+    const expired = expireTokens(ctx, parsed.data)
+    if (expired === undefined) return notFound(reply, 'Unknown token')
     return { expired }
   })
 
