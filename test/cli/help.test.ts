@@ -114,6 +114,10 @@ test('bad usage exits 2 with the problem and a pointer to --help, and does nothi
       assert.match(r.stderr, pattern, what)
       assert.equal(r.stdout, '', `${what}: nothing on stdout`)
     })
+    // dev registers its redirect URI with the sandbox before it listens: it needs a fixed port.
+    const port0 = await runCli(['dev'], { cwd: dir.path, env: { ...env, PORT: '0' } })
+    assert.equal(port0.code, 2, port0.stderr)
+    assert.match(port0.stderr, /ghl-connect dev: PORT must be a fixed port number \(the redirect URI names it\), not "0"/)
     assert.deepEqual(readdirSync(dir.path), [], 'nothing was created')
   } finally {
     dir.remove()

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { randomBytes } from 'node:crypto'
 import { join, resolve } from 'node:path'
 import { loadConfig, readEnvFile } from '../../config.js'
-import { defineCommand, expectPositionals } from '../command.js'
+import { defineCommand, expectPositionals, UsageError } from '../command.js'
 import { print } from '../output.js'
 
 export const devCommand = defineCommand({
@@ -29,6 +29,9 @@ Example:
   options: {},
   async run({ positionals }) {
     expectPositionals('dev', positionals, 0, 0, '')
+    const port = Number(process.env.PORT ?? 3000)
+    // The redirect URI registered with the sandbox names the port before anything listens.
+    if (!Number.isInteger(port) || port <= 0) throw new UsageError(`PORT must be a fixed port number (the redirect URI names it), not ${JSON.stringify(process.env.PORT)}`, 'dev')
     const { humanLogger } = await import('../cli-logger.js')
     const { startSandbox } = await import('../../sandbox/index.js')
     const { runConnector } = await import('../run-connector.js')
@@ -38,7 +41,6 @@ Example:
     const fromEnv = { ...readEnvFile('.env'), ...process.env }
     const key = fromEnv.GHL_ENCRYPTION_KEY ?? readOrCreateSecret(join(dataDir, 'encryption.key'), () => randomBytes(32).toString('base64'), 'encryption key', 'Keep it: the stored tokens cannot be read without it.')
     const apiKey = fromEnv.GHL_CONNECTOR_API_KEY ?? readOrCreateSecret(join(dataDir, 'connector-api.key'), () => randomBytes(24).toString('base64url'), 'connector API key', 'Send it as "Authorization: Bearer <key>" to the proxy.')
-    const port = Number(process.env.PORT ?? 3000)
     const sandboxPort = Number(process.env.GHL_SANDBOX_PORT ?? 3100)
     const host = process.env.HOST ?? '127.0.0.1'
     const sb = await startSandbox({ port: sandboxPort, host, statePath: join(dataDir, 'sandbox.json'), logger: logger.child({ component: 'sandbox' }) })
