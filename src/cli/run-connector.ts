@@ -31,30 +31,37 @@ export async function runConnector(config: Config, logger: Logger, extra: RunCon
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`
   extra.onListening?.(url)
   logger.info({ url, database: connector.vault.dialect, redis: Boolean(config.redisUrl) }, 'ghl-connect listening')
-  await onShutdown(async () => {
+  await onShutdown(async (step) => {
     // Stop taking requests (answering those under way), then let refreshes in flight store their rows.
+    step('the HTTP server (requests under way)')
     await app.close()
+    step('the connector (refreshes in flight, background work, the database)')
     await connector.close()
+    step('the sandbox')
     await extra.onClose?.()
     // Requests under way may take their whole timeout; then refreshes in flight their shutdown timeout.
   }, config.requestTimeoutMs + config.shutdownTimeoutMs + 15_000)
   return 0
 }
 
-/** Resolves once a SIGINT/SIGTERM has been handled by `stop` (bounded: a stuck close does not keep the process). */
-export function onShutdown(stop: () => Promise<void>, limitMs = 10_000): Promise<void> {
+/**
+ * Resolves once a SIGINT/SIGTERM has been handled by `stop` (bounded: a stuck close does not keep the
+ * process). `stop` names each step as it starts, so that a shutdown cut short says what it waited for.
+ */
+export function onShutdown(stop: (step: (name: string) => void) => Promise<void>, limitMs = 10_000): Promise<void> {
   return new Promise((resolveDone) => {
     let stopping = false
+    let current = 'starting'
     const handler = (signal: string) => {
       if (stopping) return
       stopping = true
       // stderr: `serve`'s stdout carries JSON log lines only.
       process.stderr.write(`\n${signal}: shutting down\n`)
       setTimeout(() => {
-        process.stderr.write(`shutdown took longer than ${Math.round(limitMs / 1000)} s; exiting\n`)
+        process.stderr.write(`shutdown took longer than ${Math.round(limitMs / 1000)} s (still closing ${current}); exiting\n`)
         process.exit(1)
       }, limitMs).unref()
-      stop()
+      stop((name) => (current = name))
         .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
         .finally(() => resolveDone())
     }

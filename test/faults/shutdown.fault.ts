@@ -121,7 +121,7 @@ for (const dialect of DIALECTS) {
       }
       const inFlightAtSigterm = rotated
       for (const s of servers) s.child.kill('SIGTERM')
-      const exits = await Promise.all(servers.map((s) => exitWithin(s, 60_000)))
+      const exits = await Promise.all(servers.map((s) => exitWithin(s, 90_000)))
       await Promise.all(storm)
       relay.delayMs = 0
 
