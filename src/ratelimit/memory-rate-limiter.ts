@@ -26,6 +26,8 @@ class Budget {
   inflight = 0
   /** Slots added ever (taken, and foreign usage recorded): see {@link Permit.base}. */
   added = 0
+  /** Slots given back unsent, ever (their permit reached no caller): HighLevel never saw them. */
+  unsent = 0
 
   prune(cutoff: number): number {
     const t = this.times
@@ -100,7 +102,7 @@ export class MemoryRateLimiter extends QueuedRateLimiter {
     b.daily += granted
     b.inflight += granted
     b.added += granted
-    const base = logged + b.inflight - b.added
+    const base = logged + b.inflight - b.added + b.unsent
     const permits: Permit[] = []
     for (let i = 0; i < granted; i++) permits.push(new Permit(this, resource, now, base, ''))
     // Fewer than asked: the next take tells how long to wait.
@@ -125,6 +127,7 @@ export class MemoryRateLimiter extends QueuedRateLimiter {
     const now = this.clock.now()
     b.inflight--
     if (!sent) {
+      b.unsent++
       if (b.daily > 0) b.daily--
       this.wake(permit.resource)
       return
@@ -132,7 +135,7 @@ export class MemoryRateLimiter extends QueuedRateLimiter {
     const { remaining, dailyRemaining } = readRateLimitHeaders(headers ?? {})
     if (remaining !== undefined) {
       const theirs = s.burstMax - remaining
-      const bound = permit.base + b.added
+      const bound = permit.base + b.added - b.unsent
       if (theirs > bound) {
         const foreign = Math.min(s.burstMax, theirs - bound)
         for (let i = 0; i < foreign; i++) b.times.push(now)

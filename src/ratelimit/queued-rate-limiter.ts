@@ -145,6 +145,10 @@ export abstract class QueuedRateLimiter implements RateLimiter, PermitOwner {
   }
   /** Whether {@link take} answers synchronously. */
   protected abstract readonly synchronous: boolean
+  /** A slot already held in this process (an asynchronous limiter's lease), for a caller with no queue ahead. */
+  protected takeHeld(_resource: string): Permit | undefined {
+    return undefined
+  }
 
   /** {@inheritDoc RateLimiter.acquire} */
   acquire(resource: string, options?: AcquireOptions): Promise<Permit> {
@@ -156,7 +160,12 @@ export abstract class QueuedRateLimiter implements RateLimiter, PermitOwner {
       if (t.permits.length > 0) return Promise.resolve(t.permits[0]!)
       return this.#enqueue(resource, options, t.waitMs)
     }
-    return this.#enqueue(resource, options, q === undefined || q.size === 0 ? 0 : undefined)
+    if (q === undefined || q.size === 0) {
+      const held = this.takeHeld(resource)
+      if (held !== undefined) return Promise.resolve(held)
+      return this.#enqueue(resource, options, 0)
+    }
+    return this.#enqueue(resource, options, undefined)
   }
 
   /** Rejects every waiter (GhlError `GHL_ABORTED`) and stops the timers. */

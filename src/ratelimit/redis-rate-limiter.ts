@@ -43,8 +43,12 @@ import type { RateLimitHeaders } from './rate-limiter.js'
 /**
  * KEYS: burst, daily, penalty, counter. ARGV: burstMax, window, dailyMax, dailyWindow, in-flight TTL,
  * in-flight poll ms, slots wanted, member prefix, first member number, foreign member prefix, number
- * of releases, then 5 values per release: member, base, remaining (-1 = unknown), daily remaining
- * (-1), sent (1/0). → {slots granted, wait ms when fewer than wanted, base of the granted permits}
+ * of releases, slots to lease beyond those wanted, then 5 values per release: member, base, remaining
+ * (-1 = unknown), daily remaining (-1), sent (1/0). → {slots granted, wait ms when fewer than wanted,
+ * base of the granted permits}
+ *
+ * The lease is granted only when every wanted slot was, and only up to a quarter of the slots still
+ * free after them.
  *
  * Releases first: an answered slot is scored by now (its window starts), foreign usage is recorded
  * (what HighLevel counted beyond the permit's bound), a slot never sent is removed with its daily
@@ -58,7 +62,7 @@ const SYNC = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max, win, dmax, dwin = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local ttl, poll, want = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local ttl, poll, want, lease = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[12])
 local added = tonumber(redis.call('GET', KEYS[4]) or '-1')
 if added < 0 then added = now * 1000 end
 local draw = redis.call('GET', KEYS[2])
@@ -67,7 +71,7 @@ local d = daily
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
 local foreign = 0
 for i = 0, tonumber(ARGV[11]) - 1 do
-  local o = 12 + i * 5
+  local o = 13 + i * 5
   local m = ARGV[o]
   local held = redis.call('ZREM', KEYS[1], m) == 1
   if ARGV[o + 4] == '1' then
@@ -89,12 +93,16 @@ for i = 0, tonumber(ARGV[11]) - 1 do
 end
 local used = redis.call('ZCARD', KEYS[1])
 local granted, wait = 0, 0
-if want > 0 then
+if want + lease > 0 then
   local pen = tonumber(redis.call('GET', KEYS[3]) or '0')
   if pen > now then
     wait = pen - now
   else
     granted = math.max(0, math.min(want, max - used, dmax - d))
+    if granted == want and lease > 0 then
+      -- The lease: at most a quarter of what stays free, so other processes always find most of it.
+      granted = granted + math.max(0, math.min(lease, math.floor((max - used - granted) / 4), dmax - d - granted))
+    end
     if granted > 0 then
       local seq = tonumber(ARGV[9])
       for i = 0, granted - 1 do redis.call('ZADD', KEYS[1], now + ttl, ARGV[8] .. (seq + i)) end
@@ -102,7 +110,7 @@ if want > 0 then
       d = d + granted
       added = added + granted
     end
-    if granted < want then
+    if granted < want and want > 0 then
       if used >= max then
         local e = redis.call('ZRANGE', KEYS[1], used - max, used - max, 'WITHSCORES')
         local score = tonumber(e[2])
@@ -165,14 +173,32 @@ interface Batch {
   reject: (err: Error) => void
 }
 
+/** A leased slot: taken in Redis (in flight), not handed to a caller yet. */
+interface Lease {
+  member: string
+  base: number
+}
+
 interface LocalState {
   keys: [string, string, string, string]
   batch: Batch | undefined
   timer: NodeJS.Timeout | undefined
+  leases: Lease[]
+  /** A take only for the lease runs. */
+  leasing: boolean
+  /** A lease was handed out since the idle check last ran. */
+  leaseUsed: boolean
+  /** Slots of this process given back unsent, ever (returned leases, permits nobody waited for). */
+  unsent: number
+  idleTimer: NodeJS.Timeout | undefined
 }
 
 /** How long an in-flight slot survives a process that died mid-call. */
 const INFLIGHT_TTL_MS = 60_000
+/** Most slots leased ahead per resource (and never more than 1/8 of the burst budget). */
+const MAX_LEASE = 64
+/** A lease unused this long is given back. */
+const LEASE_IDLE_MS = 50
 
 /**
  * {@link RateLimiter} whose budget lives in Redis, shared by every process with the same key prefix.
@@ -190,6 +216,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
   #prefix: string
   #window: number
   #linger: number
+  #leaseSize: number
   #state = new Map<string, LocalState>()
   #member = `${randomBytes(6).toString('hex')}:`
   #seq = 0
@@ -203,6 +230,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     // entry could leave the window up to 1 ms before HighLevel's.
     this.#window = settings.burstWindowMs + (options.marginMs ?? defaultMargin(settings)) + 1
     this.#linger = Math.min(20, Math.max(1, Math.floor(settings.burstWindowMs / 500)))
+    this.#leaseSize = Math.min(MAX_LEASE, Math.floor(settings.burstMax / 8))
     // defineCommand is idempotent per connection; the scripts are sent with EVALSHA after the first use.
     redis.defineCommand('ghlRateSync', { numberOfKeys: 4, lua: SYNC })
     redis.defineCommand('ghlRatePenalize', { numberOfKeys: 1, lua: PENALIZE })
@@ -212,7 +240,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     let s = this.#state.get(resource)
     if (s === undefined) {
       const base = `${this.#prefix}${resource}}`
-      s = { keys: [`${base}:b`, `${base}:d`, `${base}:p`, `${base}:n`], batch: undefined, timer: undefined }
+      s = { keys: [`${base}:b`, `${base}:d`, `${base}:p`, `${base}:n`], batch: undefined, timer: undefined, leases: [], leasing: false, leaseUsed: false, unsent: 0, idleTimer: undefined }
       this.#state.set(resource, s)
     }
     return s
@@ -223,22 +251,33 @@ export class RedisRateLimiter extends QueuedRateLimiter {
   }
 
   /** One script call: stores the pending releases of `resource` and takes up to `want` slots. */
-  async #sync(resource: string, l: LocalState, want: number): Promise<Taken> {
+  async #sync(resource: string, l: LocalState, want: number, lease = 0): Promise<Taken> {
     const batch = l.batch
     l.batch = undefined
     if (l.timer) clearTimeout(l.timer)
     l.timer = undefined
     const seq = this.#seq
-    this.#seq += want
+    this.#seq += want + lease
     const s = this.settings
     try {
       const [granted, wait, base] = await unavailable(this.#redis.ghlRateSync(
         l.keys[0], l.keys[1], l.keys[2], l.keys[3], s.burstMax, this.#window, s.dailyMax, s.dailyWindowMs, INFLIGHT_TTL_MS,
-        inflightPoll(s), want, this.#member, seq, `${this.#member}f${++this.#calls}:`, batch?.count ?? 0, ...(batch?.args ?? [])))
+        inflightPoll(s), want, this.#member, seq, `${this.#member}f${++this.#calls}:`, batch?.count ?? 0, lease, ...(batch?.args ?? [])))
       batch?.resolve()
       const permits: Permit[] = []
       const now = this.clock.now()
-      for (let i = 0; i < granted; i++) permits.push(new Permit(this, resource, now, base, `${this.#member}${seq + i}`))
+      const given = Math.min(granted, want)
+      // The bound counts every slot in Redis at the take or added since, sent or not; a slot of ours
+      // that was never sent is taken off it at release (see settle): those given back after now, and
+      // the leases still held then. (Those given back before now may or may not have been stored
+      // before the take: left in, the bound stays an upper bound.)
+      const b = base + l.unsent
+      for (let i = 0; i < given; i++) permits.push(new Permit(this, resource, now, b, `${this.#member}${seq + i}`))
+      for (let i = given; i < granted; i++) l.leases.push({ member: `${this.#member}${seq + i}`, base: b })
+      if (granted > given) {
+        this.#watchLease(resource, l)
+        if (want === 0) this.wake(resource) // callers may have queued while the top-up ran
+      }
       return { permits, waitMs: wait }
     } catch (err) {
       batch?.reject(err as Error)
@@ -250,13 +289,62 @@ export class RedisRateLimiter extends QueuedRateLimiter {
   }
 
   protected take(resource: string, n: number): Promise<Taken> {
-    return this.#sync(resource, this.#local(resource), n)
+    const l = this.#local(resource)
+    if (l.leases.length > 0) {
+      // Leased slots first (a top-up may have landed while callers queued).
+      const now = this.clock.now()
+      const permits = l.leases.splice(Math.max(0, l.leases.length - n)).map((x) => new Permit(this, resource, now, x.base, x.member))
+      l.leaseUsed = true
+      return Promise.resolve({ permits, waitMs: 0 })
+    }
+    return this.#sync(resource, l, n, this.#leaseSize)
+  }
+
+  /**
+   * A caller with no queue ahead takes a leased slot, without a round trip; the lease is topped up
+   * in the background when half of it is gone. Its permit's base is the one of the take that leased
+   * it: the count then plus every slot added since still bounds what HighLevel can have counted.
+   */
+  protected override takeHeld(resource: string): Permit | undefined {
+    const l = this.#state.get(resource)
+    if (l === undefined) return undefined
+    const lease = l.leases.pop()
+    if (lease === undefined) return undefined
+    l.leaseUsed = true
+    if (l.leases.length <= this.#leaseSize / 2 && !l.leasing && !this.closed) {
+      l.leasing = true
+      this.#sync(resource, l, 0, this.#leaseSize - l.leases.length)
+        .catch(() => {})
+        .finally(() => (l.leasing = false))
+    }
+    return new Permit(this, resource, this.clock.now(), lease.base, lease.member)
+  }
+
+  /** Gives the lease back once no caller used it for {@link LEASE_IDLE_MS} (other processes may need it). */
+  #watchLease(resource: string, l: LocalState): void {
+    if (l.idleTimer !== undefined) return
+    l.leaseUsed = false
+    l.idleTimer = setTimeout(() => {
+      l.idleTimer = undefined
+      if (l.leases.length === 0) return
+      if (l.leaseUsed && !this.closed) return this.#watchLease(resource, l)
+      this.#returnLease(resource, l)
+      this.#sync(resource, l, 0).catch(() => {})
+    }, LEASE_IDLE_MS)
+  }
+
+  /** Queues the leased slots for release as never sent. */
+  #returnLease(resource: string, l: LocalState): void {
+    for (const lease of l.leases.splice(0)) void this.settle(new Permit(this, resource, 0, lease.base, lease.member), undefined, false)
   }
 
   /**
    * Queues the release for the next script call (see the file comment); the answer's headers are
    * read there, as {@link MemoryRateLimiter.settle} reads them, against the shared count: a permit's
-   * bound covers every process's slots and every foreign entry recorded since its take.
+   * bound covers every process's slots and every foreign entry recorded since its take, less this
+   * process's slots that were never sent. Other processes' leases held at that moment stay in it (they
+   * cannot be known here): a foreign client's usage may then be read up to their size too low — never
+   * too high — and the next answers, or a 429's penalty, correct it.
    */
   settle(permit: Permit, headers: RateLimitHeaders | undefined, sent: boolean): Promise<void> {
     const l = this.#local(permit.resource)
@@ -273,7 +361,9 @@ export class RedisRateLimiter extends QueuedRateLimiter {
       b = l.batch = { args: [], count: 0, sent: false, done, resolve, reject }
     }
     const { remaining, dailyRemaining } = sent && headers ? readRateLimitHeaders(headers) : NONE
-    b.args.push(permit.member, permit.base, remaining ?? -1, dailyRemaining ?? -1, sent ? 1 : 0)
+    if (!sent) l.unsent++
+    // Our slots that HighLevel cannot have seen (never sent) leave the bound; see #sync.
+    b.args.push(permit.member, permit.base - l.unsent - l.leases.length, remaining ?? -1, dailyRemaining ?? -1, sent ? 1 : 0)
     b.count++
     if (sent) b.sent = true
     if (l.timer === undefined) {
@@ -297,6 +387,9 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     await super.close()
     const flushes: Array<Promise<unknown>> = []
     for (const [resource, l] of this.#state) {
+      if (l.idleTimer) clearTimeout(l.idleTimer)
+      l.idleTimer = undefined
+      this.#returnLease(resource, l)
       if (l.batch !== undefined) flushes.push(this.#sync(resource, l, 0).catch(() => {}))
       else if (l.timer) clearTimeout(l.timer)
     }
