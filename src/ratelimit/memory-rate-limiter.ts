@@ -132,12 +132,14 @@ export class MemoryRateLimiter extends QueuedRateLimiter {
       this.wake(permit.resource)
       return
     }
-    const { remaining, dailyRemaining } = readRateLimitHeaders(headers ?? {})
+    const { remaining, max, dailyRemaining } = readRateLimitHeaders(headers ?? {})
     if (remaining !== undefined) {
-      const theirs = s.burstMax - remaining
+      // HighLevel's count, from its own budget when it says it (it is the truth if ours is set otherwise).
+      const theirs = (max ?? s.burstMax) - remaining
       const bound = permit.base + b.added - b.unsent
       if (theirs > bound) {
-        const foreign = Math.min(s.burstMax, theirs - bound)
+        // Never past a full window, this answer included (a header inconsistent with burstMax must not add millions).
+        const foreign = Math.min(s.burstMax - b.prune(now - this.#window) - b.inflight - 1, theirs - bound)
         for (let i = 0; i < foreign; i++) b.times.push(now)
         b.added += foreign
       }

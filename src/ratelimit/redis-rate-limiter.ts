@@ -43,8 +43,8 @@ import type { RateLimitHeaders } from './rate-limiter.js'
 /**
  * KEYS: burst, daily, penalty, counter. ARGV: burstMax, window, dailyMax, dailyWindow, in-flight TTL,
  * in-flight poll ms, slots wanted, member prefix, first member number, foreign member prefix, number
- * of releases, slots to lease beyond those wanted, then 5 values per release: member, base, remaining
- * (-1 = unknown), daily remaining (-1), sent (1/0). → {slots granted, wait ms when fewer than wanted,
+ * of releases, slots to lease beyond those wanted, then 5 values per release: member, base, HighLevel's
+ * count (max − remaining; -1 = unknown), daily remaining (-1), sent (1/0). → {slots granted, wait ms when fewer than wanted,
  * base of the granted permits}
  *
  * The lease is granted only when every wanted slot was, and only up to a quarter of the slots still
@@ -69,21 +69,30 @@ local draw = redis.call('GET', KEYS[2])
 local daily = tonumber(draw or '0')
 local d = daily
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - win)
+local used = redis.call('ZCARD', KEYS[1])
 local foreign = 0
 for i = 0, tonumber(ARGV[11]) - 1 do
   local o = 13 + i * 5
   local m = ARGV[o]
   local held = redis.call('ZREM', KEYS[1], m) == 1
+  if held then used = used - 1 end
   if ARGV[o + 4] == '1' then
-    if held then redis.call('ZADD', KEYS[1], now, m) end
-    local r = tonumber(ARGV[o + 2])
-    if r >= 0 then
-      local extra = math.min(max, (max - r) - (tonumber(ARGV[o + 1]) + added))
+    if held then
+      redis.call('ZADD', KEYS[1], now, m)
+      used = used + 1
+    end
+    local theirs = tonumber(ARGV[o + 2])
+    if theirs >= 0 then
+      -- Never past a full window (a header inconsistent with burstMax must not add millions).
+      local extra = math.min(max - used, theirs - (tonumber(ARGV[o + 1]) + added))
       for j = 1, extra do
         foreign = foreign + 1
         redis.call('ZADD', KEYS[1], now, ARGV[10] .. foreign)
       end
-      if extra > 0 then added = added + extra end
+      if extra > 0 then
+        added = added + extra
+        used = used + extra
+      end
     end
     local dr = tonumber(ARGV[o + 3])
     if dr >= 0 and dmax - dr > d then d = math.min(dmax, dmax - dr) end
@@ -91,7 +100,6 @@ for i = 0, tonumber(ARGV[11]) - 1 do
     d = d - 1
   end
 end
-local used = redis.call('ZCARD', KEYS[1])
 local granted, wait = 0, 0
 if want + lease > 0 then
   local pen = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -360,10 +368,11 @@ export class RedisRateLimiter extends QueuedRateLimiter {
       done.catch(() => {})
       b = l.batch = { args: [], count: 0, sent: false, done, resolve, reject }
     }
-    const { remaining, dailyRemaining } = sent && headers ? readRateLimitHeaders(headers) : NONE
+    const { remaining, max, dailyRemaining } = sent && headers ? readRateLimitHeaders(headers) : NONE
     if (!sent) l.unsent++
     // Our slots that HighLevel cannot have seen (never sent) leave the bound; see #sync.
-    b.args.push(permit.member, permit.base - l.unsent - l.leases.length, remaining ?? -1, dailyRemaining ?? -1, sent ? 1 : 0)
+    const theirs = remaining === undefined ? -1 : Math.max(0, (max ?? this.settings.burstMax) - remaining)
+    b.args.push(permit.member, permit.base - l.unsent - l.leases.length, theirs, dailyRemaining ?? -1, sent ? 1 : 0)
     b.count++
     if (sent) b.sent = true
     if (l.timer === undefined) {
@@ -397,7 +406,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
   }
 }
 
-const NONE = { remaining: undefined, dailyRemaining: undefined }
+const NONE = { remaining: undefined, max: undefined, dailyRemaining: undefined }
 
 /**
  * Redis failing (a command timed out, the connection is down, the offline queue refused it) is our

@@ -150,6 +150,23 @@ describe('MemoryRateLimiter: no phantom usage, no leak', () => {
     await limiter.close()
   })
 
+  test('HighLevel\'s X-RateLimit-Max, when sent, is the budget its remaining is read against', async () => {
+    const clock = new ManualClock()
+    const limiter = new MemoryRateLimiter(settings({ burstMax: 10, burstWindowMs: 1000 }), { clock, marginMs: 0 })
+    await take(limiter, 'a')
+    // HighLevel (max 8) saw A, this one and 3 foreign requests: 3 left. Read against our 10 that would be 5 foreign.
+    await take(limiter, 'a', {}, { 'x-ratelimit-remaining': '3', 'x-ratelimit-max': '8' })
+    for (let i = 0; i < 5; i++) await limiter.acquire('a', { deadline: clock.now() })
+    await assert.rejects(limiter.acquire('a', { deadline: clock.now() }), RateLimitedError)
+    await limiter.close()
+    // A budget set far above HighLevel's records only what HighLevel reports (no array of ~1e9 entries).
+    const big = new MemoryRateLimiter(settings({ burstMax: 1_000_000_000 }), { clock, marginMs: 0 })
+    await take(big, 'a')
+    await take(big, 'a', {}, { 'x-ratelimit-remaining': '95', 'x-ratelimit-max': '100' })
+    await big.acquire('a', { deadline: clock.now() })
+    await big.close()
+  })
+
   test('a permit released twice gives its slot back once; an aborted waiter never holds one', async () => {
     const clock = new ManualClock()
     const limiter = new MemoryRateLimiter(settings({ burstMax: 2, burstWindowMs: 1000 }), { clock, marginMs: 0 })
