@@ -11,9 +11,14 @@
  * One round trip serves many calls: a take asks for a slot for every caller waiting in this process
  * (callers that arrive while it runs share the next one), and carries every release not stored yet —
  * the answers of earlier calls, with their headers. A release waits for the next take, or at most a
- * few ms (`linger`: 1/500 of the burst window, 1–20 ms) when no take comes: under load the calls
- * cost one Redis round trip per batch, never two per call. Waiting only delays the moment an
- * answered slot starts its window (so it leaves the window later: never an overspend).
+ * few ms (`linger`: 1/500 of the burst window, 1–20 ms) when no take comes. Waiting only delays the
+ * moment an answered slot starts its window (so it leaves the window later: never an overspend).
+ * A take also leases a few slots ahead when the budget has room (at most 1/8 of the burst, 64, and a
+ * quarter of what stays free, so other processes always find most of it): a caller with nobody
+ * queued ahead takes one with no round trip; the lease is topped up in the background when half is
+ * gone, and given back after 50 ms unused. Leased slots are taken in Redis (in flight), so no process
+ * can ever spend them twice. Under load a call costs a small fraction of a round trip (`npm run
+ * bench` prints the figure); a lone call costs its take and, within `linger`, its release.
  *
  * Keys (`{…}` is a Redis Cluster hash tag, so the keys share a slot):
  * - `<prefix>{<clientId>:<resource>}:b` — sorted set, the burst window as a sliding-window log: one
@@ -212,8 +217,8 @@ const LEASE_IDLE_MS = 50
  * {@link RateLimiter} whose budget lives in Redis, shared by every process with the same key prefix.
  * Callers over budget wait in this process's FIFO queue; only the head asks Redis again, after the
  * wait Redis returned plus up to 5% jitter (no busy polling). One script call takes the slots of
- * every waiting caller and stores the releases pending (see the file comment). The caller owns the
- * Redis connection.
+ * every waiting caller (and a lease ahead) and stores the releases pending (see the file comment).
+ * The caller owns the Redis connection.
  *
  * @example
  * const limiter = new RedisRateLimiter(config.rateLimit, new Redis(config.redisUrl), { clientId: config.clientId })
