@@ -197,8 +197,8 @@ interface LocalState {
   batch: Batch | undefined
   timer: NodeJS.Timeout | undefined
   leases: Lease[]
-  /** A take only for the lease runs. */
-  leasing: boolean
+  /** The take that tops up the lease, while it runs. */
+  leasing: Promise<unknown> | undefined
   /** A lease was handed out since the idle check last ran. */
   leaseUsed: boolean
   /** Slots of this process given back unsent, ever (returned leases, permits nobody waited for). */
@@ -253,7 +253,7 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     let s = this.#state.get(resource)
     if (s === undefined) {
       const base = `${this.#prefix}${resource}}`
-      s = { keys: [`${base}:b`, `${base}:d`, `${base}:p`, `${base}:n`], batch: undefined, timer: undefined, leases: [], leasing: false, leaseUsed: false, unsent: 0, idleTimer: undefined }
+      s = { keys: [`${base}:b`, `${base}:d`, `${base}:p`, `${base}:n`], batch: undefined, timer: undefined, leases: [], leasing: undefined, leaseUsed: false, unsent: 0, idleTimer: undefined }
       this.#state.set(resource, s)
     }
     return s
@@ -324,11 +324,10 @@ export class RedisRateLimiter extends QueuedRateLimiter {
     const lease = l.leases.pop()
     if (lease === undefined) return undefined
     l.leaseUsed = true
-    if (l.leases.length <= this.#leaseSize / 2 && !l.leasing && !this.closed) {
-      l.leasing = true
-      this.#sync(resource, l, 0, this.#leaseSize - l.leases.length)
+    if (l.leases.length <= this.#leaseSize / 2 && l.leasing === undefined && !this.closed) {
+      l.leasing = this.#sync(resource, l, 0, this.#leaseSize - l.leases.length)
         .catch(() => {})
-        .finally(() => (l.leasing = false))
+        .finally(() => (l.leasing = undefined))
     }
     return new Permit(this, resource, this.clock.now(), lease.base, lease.member)
   }
@@ -399,6 +398,8 @@ export class RedisRateLimiter extends QueuedRateLimiter {
   /** Rejects the waiters, then stores the releases still pending (so no slot stays in flight in Redis). */
   override async close(): Promise<void> {
     await super.close()
+    // A top-up still running lands first, so that its lease is given back too.
+    await Promise.all([...this.#state.values()].map((l) => l.leasing))
     const flushes: Array<Promise<unknown>> = []
     for (const [resource, l] of this.#state) {
       if (l.idleTimer) clearTimeout(l.idleTimer)
