@@ -5,8 +5,9 @@
  * Burst window: a sliding-window log that can never under-count what HighLevel counts. HighLevel
  * counts a request when it *arrives*, some time after we send it (a fresh TLS connection can take
  * hundreds of ms). So a request holds its slot from `acquire()` (as "in flight", no expiry) until
- * its permit is released with the answer, and then for one more burst window from the moment of the answer — a
- * moment no earlier than its arrival. Every request in HighLevel's window is therefore in ours.
+ * its permit is released with the answer, and then for one more burst window from the moment of the
+ * answer — a moment no earlier than its arrival. Every request in HighLevel's window is therefore in
+ * ours.
  * Daily window: a fixed window that starts with the first request after the previous one ended.
  */
 import type { Clock } from '../clock.js'
@@ -56,7 +57,12 @@ export interface MemoryRateLimiterOptions {
  * @example
  * const limiter = new MemoryRateLimiter(config.rateLimit)
  * const permit = await limiter.acquire('LOCATION_ID', { deadline: Date.now() + 30_000 })
- * try { headers = (await send()).headers } finally { permit.release(headers) }
+ * let headers = {}
+ * try {
+ *   headers = (await send()).headers
+ * } finally {
+ *   permit.release(headers)
+ * }
  */
 export class MemoryRateLimiter extends QueuedRateLimiter {
   #budgets = new Map<string, Budget>()
