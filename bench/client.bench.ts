@@ -4,8 +4,10 @@
  * scope checks) — a real connector (token service over a SQLite vault holding an installation with its
  * scopes, limiter off) — and the client on a static token, against a local keep-alive server,
  * concurrency 64, rounds rotating which side goes first; then the limiter's own cost and the proxy's
- * operation lookup (matchOperation).
- * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici.
+ * operation lookup (matchOperation); then the limiter's cost, raw undici and the client without a
+ * limiter, with the in-memory one and with the Redis-shared one side by side in each round.
+ * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici; the Redis limiter costs
+ * ≤ 15 % of the client's throughput (redis/off ≥ 0.85) with at most one Redis round trip per call.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -133,40 +135,81 @@ console.log(`median untyped/raw:   ${median(ratios.untypedRaw).toFixed(3)} (targ
 await ghl.close()
 rmSync(dataDir, { recursive: true, force: true })
 
-console.log('\nlimiter cost (client, limiter off vs on with a huge budget)')
+// The limiter's cost, side by side in each round: raw undici, the client without a limiter, with the
+// in-memory limiter, and with the Redis-shared one (a huge budget, so only the cost is measured).
+console.log('\nlimiter cost (client on a static token; limiter off, in memory, in Redis with a huge budget)')
 const memLimiter = new MemoryRateLimiter(huge)
 const withMem = clientCall(memLimiter)
-await run('warm-up', withMem.call, 5000)
+const redis = new Redis(process.env.GHL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
+const redisPrefix = `ghl:bench:${Date.now()}:`
+let redisLimiter: RedisRateLimiter | undefined
+let withRedis: ReturnType<typeof clientCall> | undefined
+let scriptCalls = 0
+try {
+  await redis.connect()
+  redisLimiter = new RedisRateLimiter(huge, redis, { clientId: 'bench', keyPrefix: redisPrefix })
+  // Count the limiter's Redis round trips (its one script).
+  const sync = redis.ghlRateSync.bind(redis)
+  redis.ghlRateSync = ((...args: Array<string | number>) => {
+    scriptCalls++
+    return sync(...args)
+  }) as typeof redis.ghlRateSync
+  withRedis = clientCall(redisLimiter)
+} catch (err) {
+  console.log(`  redis limiter: skipped (${(err as Error).message})`)
+}
+const limiterSides: Array<[string, () => Promise<unknown>]> = [
+  ['raw undici request()', raw],
+  ['client, limiter off', plain.call],
+  ['client, memory limiter', withMem.call],
+  ...(withRedis ? [['client, redis limiter', withRedis.call] as [string, () => Promise<unknown>]] : []),
+]
+for (const [name, one] of limiterSides) await run(`warm-up ${name}`, one, 5000)
+const limiterRatios = { memOff: [] as number[], redisOff: [] as number[], redisRaw: [] as number[], memRaw: [] as number[], perCall: [] as number[] }
+// Each round runs the sides in short slices, one after the other, many times over: a burst of noise
+// from the rest of the machine then falls on every side alike instead of on one whole run.
+const SLICES = 10
 for (let round = 1; round <= ROUNDS; round++) {
-  const memFirst = round % 2 === 0
-  const mem0 = memFirst ? await run('memory limiter', withMem.call) : undefined
-  const off = await run('limiter off', plain.call)
-  const mem = mem0 ?? (await run('memory limiter', withMem.call))
-  console.log(`  ${show(off)}\n  ${show(mem)}\n  ratio memory/off: ${(mem.rps / off.rps).toFixed(3)}`)
+  const order = limiterSides.map((_, i) => limiterSides[(i + round - 1) % limiterSides.length]!)
+  const slices = new Map<string, Array<Awaited<ReturnType<typeof run>>>>(limiterSides.map(([name]) => [name, []]))
+  const before = scriptCalls
+  for (let slice = 0; slice < SLICES; slice++) {
+    for (const [name, one] of order) slices.get(name)!.push(await run(name, one, REQUESTS / SLICES))
+  }
+  if (withRedis) limiterRatios.perCall.push((scriptCalls - before) / REQUESTS)
+  const results = new Map<string, Awaited<ReturnType<typeof run>>>()
+  for (const [name, parts] of slices) {
+    // Throughput over the summed time of the slices; latency percentiles: their medians.
+    const seconds = parts.reduce((t, p) => t + REQUESTS / SLICES / p.rps, 0)
+    results.set(name, { name, rps: REQUESTS / seconds, p50: median(parts.map((p) => p.p50)), p99: median(parts.map((p) => p.p99)) })
+  }
+  const r = results.get('raw undici request()')!
+  const off = results.get('client, limiter off')!
+  const mem = results.get('client, memory limiter')!
+  const red = results.get('client, redis limiter')
+  limiterRatios.memOff.push(mem.rps / off.rps)
+  limiterRatios.memRaw.push(mem.rps / r.rps)
+  let line = `  memory/off: ${(mem.rps / off.rps).toFixed(3)}   memory/raw: ${(mem.rps / r.rps).toFixed(3)}`
+  if (red) {
+    limiterRatios.redisOff.push(red.rps / off.rps)
+    limiterRatios.redisRaw.push(red.rps / r.rps)
+    line += `   redis/off: ${(red.rps / off.rps).toFixed(3)}   redis/raw: ${(red.rps / r.rps).toFixed(3)}   Redis calls per call: ${limiterRatios.perCall.at(-1)!.toFixed(3)}`
+  }
+  console.log(`round ${round} (first: ${order[0]![0]})\n${limiterSides.map(([name]) => `  ${show(results.get(name)!)}`).join('\n')}\n${line}`)
+}
+console.log(`median memory/off: ${median(limiterRatios.memOff).toFixed(3)}   memory/raw: ${median(limiterRatios.memRaw).toFixed(3)}`)
+if (withRedis) {
+  console.log(`median redis/off:  ${median(limiterRatios.redisOff).toFixed(3)} (target ≥ 0.85)   redis/raw: ${median(limiterRatios.redisRaw).toFixed(3)}   Redis calls per call: ${median(limiterRatios.perCall).toFixed(3)} (target ≤ 1)`)
 }
 await withMem.close()
 await memLimiter.close()
-
-const redis = new Redis(process.env.GHL_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
-try {
-  await redis.connect()
-  const prefix = `ghl:bench:${Date.now()}:`
-  const redisLimiter = new RedisRateLimiter(huge, redis, { clientId: 'bench', keyPrefix: prefix })
-  const withRedis = clientCall(redisLimiter)
-  const n = Math.min(REQUESTS, 5000)
-  await run('warm-up', withRedis.call, 1000)
-  const off = await run('limiter off', plain.call, n)
-  const red = await run('redis limiter', withRedis.call, n)
-  console.log(`  ${show(off)}\n  ${show(red)}\n  ratio redis/off: ${(red.rps / off.rps).toFixed(3)} (two Redis round trips per call)`)
-  await withRedis.close()
-  await redisLimiter.close()
-  const keys = await redis.keys(`${prefix}*`)
+if (withRedis) await withRedis.close()
+if (redisLimiter) await redisLimiter.close()
+if (redis.status === 'ready') {
+  const keys = await redis.keys(`${redisPrefix}*`)
   if (keys.length) await redis.del(...keys)
-} catch (err) {
-  console.log(`  redis limiter: skipped (${(err as Error).message})`)
-} finally {
-  redis.disconnect()
 }
+redis.disconnect()
 
 // The proxy's lookup: one match per proxied request.
 const probes = API_OPERATIONS.map((op) => [op.method, `${op.path.replace(/\{[^}]+\}/g, 'x1')}?locationId=loc-bench`] as const)

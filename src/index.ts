@@ -31,7 +31,7 @@ export type {
   Paths, Services, ServiceNamespaces, ServiceCalls, TypedPathCalls, TypedResult, TypedResponseInfo, TypedInit, TypedCallOptions, SuccessData, ErrorData, OperationAt, PathsWith,
 } from './client/index.js'
 export { matchOperation, API_OPERATIONS, API_V3_OPERATIONS, tokenKindsOf, type MatchOptions, type ApiOperation, type TokenKinds, type OperationSpec, type SecurityScheme } from './api/index.js'
-export { createRateLimiter, type RateLimiter } from './ratelimit/index.js'
+export { createRateLimiter, type RateLimiter, type RatePermit } from './ratelimit/index.js'
 export { WebhookReceiver, verifyWebhookSignature } from './webhooks/index.js'
 export { decryptUserContext, type UserContext } from './sso/index.js'
 export {

@@ -7,6 +7,8 @@
 /** What the headers of one answer say about the budget; `undefined` where a header is absent or malformed. */
 export interface RateLimitReport {
   remaining: number | undefined
+  /** `X-RateLimit-Max`: HighLevel's burst budget (its count is `max − remaining`). */
+  max: number | undefined
   dailyRemaining: number | undefined
 }
 
@@ -25,6 +27,7 @@ function num(headers: Headers, name: string): number | undefined {
 export function readRateLimitHeaders(headers: Headers): RateLimitReport {
   return {
     remaining: num(headers, 'x-ratelimit-remaining'),
+    max: num(headers, 'x-ratelimit-max'),
     dailyRemaining: num(headers, 'x-ratelimit-daily-remaining'),
   }
 }

@@ -7,7 +7,7 @@ import { MemoryRateLimiter } from './memory-rate-limiter.js'
 import type { RateLimiter, RateLimiterOptions } from './rate-limiter.js'
 import { RedisRateLimiter } from './redis-rate-limiter.js'
 
-export type { AcquireOptions, RateLimiter, RateLimiterOptions } from './rate-limiter.js'
+export type { AcquireOptions, RateLimiter, RateLimiterOptions, RateLimitHeaders, RatePermit } from './rate-limiter.js'
 export { MemoryRateLimiter, type MemoryRateLimiterOptions } from './memory-rate-limiter.js'
 export { RedisRateLimiter, type RedisRateLimiterOptions } from './redis-rate-limiter.js'
 export { parseRetryAfter, readRateLimitHeaders, type RateLimitReport } from './headers.js'

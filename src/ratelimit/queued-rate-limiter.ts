@@ -1,22 +1,82 @@
 /**
- * The FIFO wait queue shared by both limiters. Subclasses say only whether one request may go now
- * ({@link QueuedRateLimiter.tryTake} → 0) or how long to wait; this class keeps the callers in line.
+ * The FIFO wait queue and the permits shared by both limiters. Subclasses say only how many slots
+ * they can give now ({@link QueuedRateLimiter.take}) and how a slot comes back
+ * ({@link QueuedRateLimiter.settle}); this class keeps the callers in line and makes sure every slot
+ * taken ends in exactly one release.
  *
  * Concurrency: while a resource has waiters, new callers join the back of its queue (they never
- * overtake). Only the queue's *head* asks the budget again, and only once the wait it was last told
- * has passed (plus a little jitter for the shared Redis budget, so processes do not ask in lock-step):
+ * overtake). Only the queue's *head* asks the budget again — for as many slots as there are waiters,
+ * so one Redis round trip can serve a whole batch — and only once the wait it was last told has
+ * passed (plus a little jitter for the shared Redis budget, so processes do not ask in lock-step):
  * there is no busy polling. A caller whose deadline cannot be met — judged from the head's wait plus
  * one burst window per `burstMax` callers ahead — fails fast with {@link RateLimitedError} instead of
  * waiting to fail; so does a caller that finds `maxQueue` callers already waiting.
+ *
+ * No slot can leak: a take in flight is never tied to one caller. When it lands, its permits go to
+ * whoever waits at the head *then*; a permit nobody waits for any more (the caller aborted, its
+ * deadline passed, the limiter closed) is given back at once as never sent. A caller holds a permit
+ * only once its `acquire()` resolved, and then owes exactly one `release()`.
  */
 import type { Clock } from '../clock.js'
 import { systemClock } from '../clock.js'
 import type { RateLimitSettings } from '../config.js'
 import { GhlError, RateLimitedError } from '../errors.js'
-import type { AcquireOptions, RateLimiter } from './rate-limiter.js'
+import type { AcquireOptions, RateLimitHeaders, RateLimiter, RatePermit } from './rate-limiter.js'
+
+/** @internal What a take got: `permits` (maybe fewer than asked), and when fewer, the ms to wait before asking again (0: ask again now). */
+export interface Taken {
+  permits: Permit[]
+  waitMs: number
+}
+
+/** @internal The side of a limiter that a permit returns to. */
+export interface PermitOwner {
+  settle(permit: Permit, headers: RateLimitHeaders | undefined, sent: boolean): void | Promise<void>
+}
+
+const NO_HEADERS: RateLimitHeaders = Object.freeze({}) as RateLimitHeaders
+
+/**
+ * @internal A slot of the budget (see {@link RatePermit}). `base` is our count when the slot was
+ * taken minus the additions counter then: with the counter at release, it bounds from above how many
+ * of the app's requests (ours, and the foreign ones already recorded) HighLevel could have counted
+ * when this one arrived. `member` names the slot in Redis ('' in memory).
+ */
+export class Permit implements RatePermit {
+  readonly resource: string
+  readonly sentAt: number
+  readonly base: number
+  readonly member: string
+  #owner: PermitOwner
+  #done = false
+
+  constructor(owner: PermitOwner, resource: string, sentAt: number, base: number, member: string) {
+    this.#owner = owner
+    this.resource = resource
+    this.sentAt = sentAt
+    this.base = base
+    this.member = member
+  }
+
+  /** {@inheritDoc RatePermit.release} */
+  release(headers: RateLimitHeaders = NO_HEADERS): void | Promise<void> {
+    if (this.#done) return
+    this.#done = true
+    return this.#owner.settle(this, headers, true)
+  }
+
+  /** Gives the slot back as never sent (nobody took the permit). */
+  discard(): void {
+    if (this.#done) return
+    this.#done = true
+    const p = this.#owner.settle(this, undefined, false)
+    // Nobody is there to tell: the slot is then freed by its in-flight expiry (Redis only).
+    if (p) p.catch(() => {})
+  }
+}
 
 interface Waiter {
-  resolve: () => void
+  resolve: (permit: Permit) => void
   reject: (err: Error) => void
   deadline: number | undefined
   signal: AbortSignal | undefined
@@ -29,6 +89,7 @@ class WaitQueue {
   /** Epoch ms when the head will ask the budget again. */
   nextAt = 0
   timer: NodeJS.Timeout | undefined = undefined
+  /** A take runs (or is about to): new waiters need not start one. */
   pumping = false
   get size(): number {
     return this.items.length - this.head
@@ -37,6 +98,7 @@ class WaitQueue {
     return this.items[this.head]
   }
   shift(): Waiter | undefined {
+    if (this.head >= this.items.length) return undefined
     const w = this.items[this.head]
     this.items[this.head] = undefined as unknown as Waiter
     this.head++
@@ -54,12 +116,12 @@ class WaitQueue {
   }
 }
 
-const RESOLVED: Promise<void> = Promise.resolve()
-
 /** @internal Base class of {@link MemoryRateLimiter} and {@link RedisRateLimiter}. */
-export abstract class QueuedRateLimiter implements RateLimiter {
+export abstract class QueuedRateLimiter implements RateLimiter, PermitOwner {
   protected readonly settings: RateLimitSettings
   protected readonly clock: Clock
+  /** Most slots one take asks for. */
+  protected readonly maxBatch: number = 256
   #queues = new Map<string, WaitQueue>()
   #closed = false
 
@@ -68,28 +130,43 @@ export abstract class QueuedRateLimiter implements RateLimiter {
     this.clock = clock ?? systemClock
   }
 
-  /** Takes one slot now (returns 0) or returns the ms to wait before asking again (≥ 1). */
-  protected abstract tryTake(resource: string): number | Promise<number>
+  /**
+   * Takes up to `n` slots of `resource` now. Synchronous takes (the in-process budget) serve a caller
+   * with no queue at once; asynchronous ones (Redis) always go through the queue, so that callers
+   * arriving while a take is in flight share the next one.
+   */
+  protected abstract take(resource: string, n: number): Taken | Promise<Taken>
+  /** A permit comes back: answered (`sent`, with its headers; `{}` when no answer came) or never sent. */
+  abstract settle(permit: Permit, headers: RateLimitHeaders | undefined, sent: boolean): void | Promise<void>
+  abstract penalize(resource: string, retryAfterMs: number): void | Promise<void>
   /** Extra random wait added to a retry of the head (0 for the in-process budget). */
   protected jitter(_waitMs: number): number {
     return 0
   }
+  /** Whether {@link take} answers synchronously. */
+  protected abstract readonly synchronous: boolean
+  /** A slot already held in this process (an asynchronous limiter's lease), for a caller with no queue ahead. */
+  protected takeHeld(_resource: string): Permit | undefined {
+    return undefined
+  }
 
   /** {@inheritDoc RateLimiter.acquire} */
-  acquire(resource: string, options?: AcquireOptions): Promise<void> {
+  acquire(resource: string, options?: AcquireOptions): Promise<Permit> {
     if (this.#closed) return Promise.reject(closedError())
     if (options?.signal?.aborted) return Promise.reject(abortedError())
     const q = this.#queues.get(resource)
+    if (this.synchronous && (q === undefined || q.size === 0)) {
+      const t = this.take(resource, 1) as Taken
+      if (t.permits.length > 0) return Promise.resolve(t.permits[0]!)
+      return this.#enqueue(resource, options, t.waitMs)
+    }
     if (q === undefined || q.size === 0) {
-      const r = this.tryTake(resource)
-      if (typeof r === 'number') return r === 0 ? RESOLVED : this.#enqueue(resource, options, r)
-      return r.then((w) => (w === 0 ? undefined : this.#enqueue(resource, options, w)))
+      const held = this.takeHeld(resource)
+      if (held !== undefined) return Promise.resolve(held)
+      return this.#enqueue(resource, options, 0)
     }
     return this.#enqueue(resource, options, undefined)
   }
-
-  abstract observe(resource: string, headers: Record<string, string | string[] | undefined>): void | Promise<void>
-  abstract penalize(resource: string, retryAfterMs: number): void | Promise<void>
 
   /** Rejects every waiter (GhlError `GHL_ABORTED`) and stops the timers. */
   async close(): Promise<void> {
@@ -101,44 +178,65 @@ export abstract class QueuedRateLimiter implements RateLimiter {
     this.#queues.clear()
   }
 
+  protected get closed(): boolean {
+    return this.#closed
+  }
+
   /** The estimated wait of the caller at `position` in a queue whose head goes at `q.nextAt`. */
   #estimate(q: WaitQueue, position: number, now: number): number {
     const rounds = Math.floor(position / this.settings.burstMax)
     return Math.max(0, q.nextAt - now) + rounds * this.settings.burstWindowMs
   }
 
-  #enqueue(resource: string, options: AcquireOptions | undefined, wait: number | undefined): Promise<void> {
-    // closed while an asynchronous tryTake ran
-    if (this.#closed) return Promise.reject(closedError())
+  /** `wait`: the head's wait when this caller starts the queue (undefined when it joins one). */
+  #enqueue(resource: string, options: AcquireOptions | undefined, wait: number | undefined): Promise<Permit> {
     let q = this.#queues.get(resource)
     if (q === undefined) {
       q = new WaitQueue()
       this.#queues.set(resource, q)
     }
     const now = this.clock.now()
-    if (q.size === 0 && wait !== undefined) q.nextAt = now + wait
+    if (q.size === 0 && wait !== undefined && !q.pumping) q.nextAt = now + wait
     const estimate = this.#estimate(q, q.size, now)
-    if (q.size >= this.settings.maxQueue) {
-      if (q.size === 0) this.#queues.delete(resource)
+    // Callers of an asynchronous take join the next batch while the budget is not known to be spent;
+    // the pump turns away those beyond maxQueue once it is.
+    if (q.size >= this.settings.maxQueue && (this.synchronous || q.nextAt > now)) {
+      this.#forget(resource, q)
       return Promise.reject(new RateLimitedError(estimate, `Rate limit reached and ${q.size} calls already wait for ${resource}; retry in ${Math.ceil(estimate)} ms`))
     }
     const deadline = options?.deadline
     if (deadline !== undefined && now + estimate > deadline) {
-      if (q.size === 0) this.#queues.delete(resource)
+      this.#forget(resource, q)
       return Promise.reject(new RateLimitedError(estimate))
     }
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<Permit>((resolve, reject) => {
       const w: Waiter = { resolve, reject, deadline, signal: options?.signal, onAbort: undefined }
       if (w.signal) {
         const queue = q
+        // Leaving the queue is all an abort needs: a take in flight hands its permits to whoever
+        // waits when it lands, and gives back the ones nobody waits for.
         w.onAbort = () => {
           if (queue.remove(w)) settle(w, abortedError())
         }
         w.signal.addEventListener('abort', w.onAbort, { once: true })
       }
       q.items.push(w)
-      if (q.timer === undefined && !q.pumping) this.#schedule(resource, q, Math.max(0, q.nextAt - now))
+      if (q.timer === undefined && !q.pumping) {
+        const delay = Math.max(0, q.nextAt - now)
+        if (delay === 0 && !this.synchronous) {
+          // Start the take after the callers that arrive in this turn of the event loop joined.
+          q.pumping = true
+          setImmediate(() => {
+            q.pumping = false
+            void this.#pump(resource, q)
+          })
+        } else this.#schedule(resource, q, delay)
+      }
     })
+  }
+
+  #forget(resource: string, q: WaitQueue): void {
+    if (q.size === 0 && q.timer === undefined && !q.pumping && this.#queues.get(resource) === q) this.#queues.delete(resource)
   }
 
   #schedule(resource: string, q: WaitQueue, delay: number): void {
@@ -153,23 +251,30 @@ export abstract class QueuedRateLimiter implements RateLimiter {
     q.pumping = true
     try {
       while (q.size > 0) {
-        const head = q.peek()!
         let now = this.clock.now()
+        const head = q.peek()!
         if (head.deadline !== undefined && now > head.deadline) {
           settle(q.shift()!, new RateLimitedError(0))
           continue
         }
-        const r = await this.tryTake(resource)
-        if (this.#closed) return
-        if (r === 0) {
-          // The head may have been aborted while tryTake ran; then the slot passes to the next caller.
-          const w = q.peek()
-          if (w === undefined) break // nobody left: the slot stays used (counted, harmless)
-          settle(q.shift()!, undefined)
-          continue
+        const n = Math.min(q.size, this.maxBatch)
+        const t = await this.take(resource, n)
+        // Whoever waits now gets the permits (callers may have left or joined while the take ran);
+        // a permit nobody waits for goes back unsent.
+        for (const permit of t.permits) {
+          const w = this.#closed ? undefined : q.shift()
+          if (w === undefined) permit.discard()
+          else settle(w, undefined, permit)
         }
+        if (this.#closed) return
+        if (t.permits.length === n || t.waitMs <= 0) continue
         now = this.clock.now()
-        q.nextAt = now + r
+        q.nextAt = now + t.waitMs
+        const full = q.head + this.settings.maxQueue
+        while (q.items.length > full) {
+          const estimate = this.#estimate(q, q.items.length - 1 - q.head, now)
+          settle(q.items.pop()!, new RateLimitedError(estimate, `Rate limit reached and ${this.settings.maxQueue} calls already wait for ${resource}; retry in ${Math.ceil(estimate)} ms`))
+        }
         // Fail fast whoever cannot be served before their deadline.
         for (let i = q.head; i < q.items.length; ) {
           const w = q.items[i]!
@@ -179,30 +284,31 @@ export abstract class QueuedRateLimiter implements RateLimiter {
             settle(w, new RateLimitedError(estimate))
           } else i++
         }
-        if (q.size > 0) this.#schedule(resource, q, r)
+        if (q.size > 0) this.#schedule(resource, q, t.waitMs)
         return
       }
     } catch (err) {
       for (let w = q.shift(); w !== undefined; w = q.shift()) settle(w, err instanceof Error ? err : new GhlError('GHL_INTERNAL', String(err)))
     } finally {
       q.pumping = false
-      if (q.size === 0 && q.timer === undefined && this.#queues.get(resource) === q) this.#queues.delete(resource)
+      this.#forget(resource, q)
     }
   }
 
-  /** Re-checks a resource's queue now (after a penalty changed the wait). */
+  /** Re-checks a resource's queue now (after an answer or a penalty changed the wait). */
   protected wake(resource: string): void {
     const q = this.#queues.get(resource)
     if (q === undefined || q.size === 0 || q.pumping) return
     if (q.timer) clearTimeout(q.timer)
+    q.timer = undefined
     this.#schedule(resource, q, 0)
   }
 }
 
-function settle(w: Waiter, err: Error | undefined): void {
+function settle(w: Waiter, err: Error | undefined, permit?: Permit): void {
   if (w.onAbort) w.signal!.removeEventListener('abort', w.onAbort)
   if (err) w.reject(err)
-  else w.resolve()
+  else w.resolve(permit!)
 }
 
 function abortedError(): GhlError {

@@ -18,21 +18,54 @@ export interface AcquireOptions {
   signal?: AbortSignal
 }
 
+/** An answer's headers, as undici gives them (lower-case names). */
+export type RateLimitHeaders = Record<string, string | string[] | undefined>
+
+/**
+ * One slot of a resource's budget, held from {@link RateLimiter.acquire} until {@link RatePermit.release}.
+ *
+ * The permit carries what the limiter needs to read the answer's `X-RateLimit-Remaining` without
+ * guessing: when the request counted as sent, and our count at that moment (HighLevel's figure is a
+ * snapshot taken when the request arrived, so it must be compared with ours then, not later).
+ */
+export interface RatePermit {
+  /** The location or company id whose budget the slot is from. */
+  readonly resource: string
+  /** When the slot was taken (the limiter's clock, epoch ms): the request counts as sent from then on. */
+  readonly sentAt: number
+  /**
+   * Gives the slot back. Call it exactly once, whatever happened: with the answer's headers when one
+   * came, with none (`{}`) when the call failed — the request may still have reached HighLevel, so
+   * the slot stays used for one burst window from now. Later calls do nothing. Never throws; the
+   * Redis limiter returns a promise that settles when the release is stored (rejecting with GhlError
+   * `GHL_REDIS_UNAVAILABLE` when Redis failed: the slot is then freed by its in-flight expiry).
+   */
+  release(headers?: RateLimitHeaders): void | Promise<void>
+}
+
 /**
  * Client-side budget keeper for HighLevel's per-resource limits.
  *
- * Every call that {@link acquire}d a slot must later call {@link observe} exactly once — with the
- * answer's headers, or with `{}` when no answer came — so that the limiter knows how many of its
- * requests are still in flight (used to read `X-RateLimit-Remaining` conservatively).
+ * Use it in the acquire/try/finally shape (as kysely's connection provider does with connections),
+ * so no slot can leak — a permit that never reached a caller (its wait was aborted or closed) is
+ * given back by the limiter itself:
+ *
+ * @example
+ * const permit = await limiter.acquire(locationId, { deadline, signal })
+ * let headers = {}
+ * try {
+ *   const res = await send()
+ *   headers = res.headers
+ * } finally {
+ *   void permit.release(headers)
+ * }
  */
 export interface RateLimiter {
-  /** Waits until one request for `resource` may be sent (or throws RateLimitedError if the wait would pass `deadline` (epoch ms) or the queue is full). */
-  acquire(resource: string, options?: AcquireOptions): Promise<void>
-  /** Learns from HighLevel's X-RateLimit-* headers (another client of the same app may be spending the budget). */
-  observe(resource: string, headers: Record<string, string | string[] | undefined>): void | Promise<void>
+  /** Waits until one request for `resource` may be sent (or throws RateLimitedError if the wait would pass `deadline` (epoch ms) or the queue is full; GhlError `GHL_ABORTED` when `signal` aborts). */
+  acquire(resource: string, options?: AcquireOptions): Promise<RatePermit>
   /** HighLevel answered 429: block `resource` for retryAfterMs (or the rest of the window). */
   penalize(resource: string, retryAfterMs: number): void | Promise<void>
-  /** Rejects queued waiters and releases timers / the Redis connection it owns (never a caller's). */
+  /** Rejects queued waiters, stores the releases not stored yet, and stops its timers (never closes a caller's Redis connection). */
   close(): Promise<void>
 }
 
