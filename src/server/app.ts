@@ -68,6 +68,8 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     logController: new LogController({ disableRequestLogging: true }),
     trustProxy: true,
     bodyLimit: 1024 * 1024,
+    // A request that arrives while closing gets the one error body (hook below), not Fastify's own 503.
+    return503OnClosing: false,
     // A request that never finishes sending must not hold a connection forever.
     requestTimeout: Math.max(config.requestTimeoutMs * 2, 60_000),
     // The router's own refusals (a path that is not valid percent-encoding, a path parameter over
@@ -86,6 +88,26 @@ export async function buildServer(connector: Connector, options: ServerOptions =
 
   app.addHook('onResponse', async (req, reply) => {
     log.info({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+  })
+
+  // Shutdown: Fastify closes the connections that are idle when close() starts, but a keep-alive
+  // connection whose request was under way would stay open after its answer until the client's
+  // keep-alive ends (72 s with Fastify's default), holding the shutdown past its limit. While closing,
+  // every answer says `Connection: close` (the server then ends that connection), and any connection
+  // left idle is closed as soon as an answer is written.
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  app.addHook('onRequest', async (_req, reply) => {
+    if (closing) return sendError(reply, new GhlError('GHL_SHUTTING_DOWN', undefined, { retryAfterMs: 1000 }))
+  })
+  app.addHook('onSend', async (_req, reply, payload) => {
+    if (closing) reply.header('connection', 'close')
+    return payload
+  })
+  app.addHook('onResponse', async () => {
+    if (closing) app.server.closeIdleConnections()
   })
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {
