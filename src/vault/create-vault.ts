@@ -11,6 +11,7 @@ import type { EncryptionKey } from '../config.js'
 import { GhlError } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
 import { KeyedMutex } from './keyed-mutex.js'
+import { observedDialect, type QueryObserver } from './query-observer.js'
 import { PostgresAdvisoryLock } from './postgres-advisory-lock.js'
 import { SqliteLeaseLock } from './sqlite-lease-lock.js'
 import type { VaultDatabase } from './schema.js'
@@ -48,6 +49,12 @@ export interface CreateVaultOptions {
   timeouts?: DatabaseTimeouts
   /** PostgreSQL: connections of the pool reserved for refresh locks (default 10). */
   lockPoolSize?: number
+  /**
+   * Called after every statement sent through the query builder, with its SQL, parameters, rows and
+   * time (see `query-observer.ts`): tests count queries with it, operators may log slow ones. The
+   * parameters include sealed tokens: never log them whole.
+   */
+  onQuery?: QueryObserver
 }
 
 /**
@@ -76,8 +83,8 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   }
 
   const vault = /^postgres(ql)?:\/\//i.test(options.databaseUrl)
-    ? openPostgres(options.databaseUrl, cipher, clock, logger, options.timeouts ?? {}, options.lockPoolSize ?? POOL_SIZE)
-    : openSqlite(options.databaseUrl, cipher, clock, logger, leaseMs)
+    ? openPostgres(options.databaseUrl, cipher, clock, logger, options.timeouts ?? {}, options.lockPoolSize ?? POOL_SIZE, options.onQuery)
+    : openSqlite(options.databaseUrl, cipher, clock, logger, leaseMs, options.onQuery)
   if (options.migrate ?? true) {
     try {
       await vault.migrate()
@@ -89,7 +96,15 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   return vault
 }
 
-function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Logger, timeouts: DatabaseTimeouts, lockPoolSize: number): SqlVault {
+function openPostgres(
+  url: string,
+  cipher: TokenCipher,
+  clock: Clock,
+  logger: Logger,
+  timeouts: DatabaseTimeouts,
+  lockPoolSize: number,
+  onQuery: QueryObserver | undefined,
+): SqlVault {
   const connectMs = timeouts.connectMs ?? 5_000
   const statementMs = timeouts.statementMs ?? 10_000
   // Logged once per outage, not once per idle connection that drops.
@@ -123,7 +138,8 @@ function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Lo
   // installations refreshing at once than it has connections queue here until their lock wait is up.
   const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, connectionTimeoutMillis: 0, statement_timeout: undefined })
   lockPool.on('error', poolError)
-  const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
+  const dialect = new PostgresDialect({ pool: destroyingBrokenClients(pool) })
+  const db = new Kysely<VaultDatabase>({ dialect: onQuery ? observedDialect(dialect, onQuery) : dialect })
   return new SqlVault({
     dialect: 'postgres',
     db,
@@ -186,7 +202,7 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
  */
 const sqliteMigrations = new KeyedMutex()
 
-function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Logger, leaseMs: number): SqlVault {
+function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Logger, leaseMs: number, onQuery: QueryObserver | undefined): SqlVault {
   const file = path === ':memory:' ? path : resolve(path)
   if (file !== ':memory:') {
     mkdirSync(dirname(file), { recursive: true })
@@ -210,7 +226,8 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
       }
     }
   }
-  const db = new Kysely<VaultDatabase>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
+  const dialect = new ImmediateSqliteDialect({ database: sqlite })
+  const db = new Kysely<VaultDatabase>({ dialect: onQuery ? observedDialect(dialect, onQuery) : dialect })
   return new SqlVault({
     dialect: 'sqlite',
     db,
