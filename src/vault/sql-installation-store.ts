@@ -30,6 +30,8 @@ const SOURCES: readonly TokenSource[] = ['oauth', 'agency']
 const PAGE_MAX = 500
 /** Rows per INSERT of {@link SqlInstallationStore.insertMany}: ~36 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535. */
 const INSERT_CHUNK = 500
+/** Reads of a due page whose every row a peer claimed first, before `due()` gives up for this call. */
+const CLAIM_ATTEMPTS = 5
 
 /**
  * What a stored token is bound to: its installation's identity (client id + resource, which never
@@ -467,20 +469,27 @@ export class SqlInstallationStore implements InstallationStore {
     const base = () => db.selectFrom('installations').selectAll().where('client_id', '=', q.clientId).where('source', '=', 'oauth')
     // Three index ranges, each at most one page: access tokens about to expire, refresh tokens getting
     // old, suspended rows whose retry time has come. Never the whole table.
-    const [byExpiry, byAge, suspended] = await Promise.all([
-      base().where('status', '=', 'active').where('expires_at', '<=', q.expiresBefore.getTime()).where(open).orderBy('expires_at').limit(limit).execute(),
-      base()
-        .where('status', '=', 'active')
-        .where('refresh_token_issued_at', '<=', q.issuedBefore.getTime())
-        .where(open)
-        .orderBy('refresh_token_issued_at')
-        .limit(limit)
-        .execute(),
-      base().where('status', '=', 'suspended').where(open).orderBy('retry_at').limit(limit).execute(),
-    ])
-    const seen = new Set<string>()
-    let rows = [...byExpiry, ...byAge, ...suspended].filter((r) => !seen.has(r.id) && seen.add(r.id)).slice(0, limit)
-    if (q.claim && rows.length > 0) {
+    const read = async () => {
+      const [byExpiry, byAge, suspended] = await Promise.all([
+        base().where('status', '=', 'active').where('expires_at', '<=', q.expiresBefore.getTime()).where(open).orderBy('expires_at').limit(limit).execute(),
+        base()
+          .where('status', '=', 'active')
+          .where('refresh_token_issued_at', '<=', q.issuedBefore.getTime())
+          .where(open)
+          .orderBy('refresh_token_issued_at')
+          .limit(limit)
+          .execute(),
+        base().where('status', '=', 'suspended').where(open).orderBy('retry_at').limit(limit).execute(),
+      ])
+      const seen = new Set<string>()
+      return [...byExpiry, ...byAge, ...suspended].filter((r) => !seen.has(r.id) && seen.add(r.id)).slice(0, limit)
+    }
+    // Instances sharing the sweep read the same first rows; the claim (a compare-and-set on sweep_until)
+    // gives each row to one of them. One that lost every row of its page reads again — the rows its peers
+    // claimed are no longer open — rather than report "nothing due" while the rest of the backlog waits.
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const rows = await read()
+      if (!q.claim || rows.length === 0) return rows.map(toSummary)
       const claimed = await db
         .updateTable('installations')
         .set({ sweep_owner: q.claim.owner, sweep_until: now + q.claim.claimMs })
@@ -489,9 +498,9 @@ export class SqlInstallationStore implements InstallationStore {
         .returning('id')
         .execute()
       const mine = new Set(claimed.map((c) => c.id))
-      rows = rows.filter((r) => mine.has(r.id))
+      if (mine.size > 0) return rows.filter((r) => mine.has(r.id)).map(toSummary)
     }
-    return rows.map(toSummary)
+    return []
   }
 
   #filtered<O>(query: SelectQueryBuilder<VaultDatabase, 'installations', O>, q: Omit<InstallationQuery, 'cursor' | 'limit'>) {
