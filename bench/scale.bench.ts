@@ -18,7 +18,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks'
-import { setImmediate } from 'node:timers/promises'
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { destination } from 'pino'
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
   options: {
     installations: { type: 'string' },
     dialects: { type: 'string' },
+    concurrency: { type: 'string' },
     proxy: { type: 'boolean', default: true },
     'no-proxy': { type: 'boolean' },
   },
@@ -44,6 +45,8 @@ const { values: args } = parseArgs({
 const N = Number(args.installations ?? process.env.BENCH_INSTALLATIONS ?? 100_000)
 if (!Number.isSafeInteger(N) || N < 1000) throw new Error(`expected --installations to be an integer of at least 1000, got ${String(args.installations)}`)
 const DIALECTS = (args.dialects ?? process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()) as Array<'sqlite' | 'postgres'>
+/** The refresher's ceiling (`GHL_REFRESHER_MAX_CONCURRENCY`); the connector's default unless given. */
+const CONCURRENCY = args.concurrency ?? process.env.GHL_REFRESHER_MAX_CONCURRENCY
 const LATENCY_MS = 50
 const SAMPLES = 200
 const gc = (globalThis as { gc?: () => void }).gc
@@ -62,6 +65,7 @@ function env(databaseUrl: string, apiUrl: string, extra: Record<string, string> 
     GHL_ENCRYPTION_KEY: KEY,
     DATABASE_URL: databaseUrl,
     GHL_RATE_LIMIT: 'false',
+    ...(CONCURRENCY ? { GHL_REFRESHER_MAX_CONCURRENCY: CONCURRENCY } : {}),
     ...extra,
   }
 }
@@ -111,6 +115,8 @@ interface Figures {
   swept: string
   loopMaxMs: number
   loopP99Ms: number
+  idleMaxMs: number
+  concurrency: number
   callsDuringSweep: string
   bytesPerEntry: number
   lruBound: string
@@ -168,6 +174,11 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
     const installed = await timed(SAMPLES, 1, (i) => call(notDue(i)))
 
     phase('lookups measured')
+    // The machine's own noise: the event loop of this process with nothing to do, for as long.
+    const idle = monitorEventLoopDelay({ resolution: 1 })
+    idle.enable()
+    await sleep(3000)
+    idle.disable()
     // The sweep: 10 % due, a 50 ms token endpoint, calls running meanwhile (cold lookups, unknown ids).
     const refresher = ghl.tokens.startBackgroundRefresher({ intervalMs: 60_000 })
     const loop = monitorEventLoopDelay({ resolution: 1 })
@@ -232,6 +243,8 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       swept: `${swept.refreshed} refreshed of ${l.due} due, ${swept.pages} pages, ${swept.failed} failed, concurrency ${refresher.concurrency}, token endpoint peak ${endpoint.peakInFlight} at once`,
       loopMaxMs: loop.max / 1e6,
       loopP99Ms: loop.percentile(99) / 1e6,
+      idleMaxMs: idle.max / 1e6,
+      concurrency: config.refresher.maxConcurrency,
       callsDuringSweep: `${during.length} calls, p50 ${ms(median(during))}, p99 ${ms(pct(during, 0.99))}`,
       bytesPerEntry,
       lruBound,
@@ -316,11 +329,12 @@ for (const d of DIALECTS) results.set(d, await runDialect(d))
 const rows: Array<[string, (f: Figures) => string, string]> = [
   ['seeding (insertMany)', (f) => `${(f.seedMs / 1000).toFixed(0)} s`, ''],
   ['one call, location with no installation', (f) => `${ms(f.unknownMs)} (p99 ${ms(f.unknownP99)})`, '≤ 5 ms'],
-  ['20 such calls at once', (f) => ms(f.unknown20Ms), '≤ 5 ms'],
+  ['20 such calls at once (until the last answers)', (f) => ms(f.unknown20Ms), '≤ 5 ms'],
   ['a location covered by an agency install', (f) => ms(f.coveredMs), '≤ 5 ms'],
   ['an installed location (not cached)', (f) => ms(f.installedMs), '≤ 5 ms'],
-  ['sweep, 10 % due, token endpoint 50 ms', (f) => `${(f.sweepMs / 1000).toFixed(1)} s`, '≤ 30 s at 100k'],
-  ['event loop delay during the sweep: max', (f) => `${ms(f.loopMaxMs)} (p99 ${ms(f.loopP99Ms)})`, '≤ 20 ms'],
+  ['sweep, 10 % due, token endpoint 50 ms', (f) => `${(f.sweepMs / 1000).toFixed(1)} s (ceiling ${f.concurrency})`, '≤ 30 s at 100k'],
+  ['event loop delay during the sweep and calls: max', (f) => `${ms(f.loopMaxMs)} (p99 ${ms(f.loopP99Ms)})`, '≤ 20 ms'],
+  ['the same, idle for 3 s (this machine\'s noise)', (f) => ms(f.idleMaxMs), ''],
   ['memory per cached installation', (f) => `${f.bytesPerEntry.toFixed(0)} B`, '≤ 1 KB'],
 ]
 const cell = (d: string, fmt: (f: Figures) => string): string => {

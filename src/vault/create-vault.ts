@@ -13,6 +13,7 @@ import { silentLogger, type Logger } from '../logger.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { observedDialect, type QueryObserver } from './query-observer.js'
 import { PostgresAdvisoryLock } from './postgres-advisory-lock.js'
+import { startCheckpointer } from './sqlite-checkpointer.js'
 import { SqliteLeaseLock } from './sqlite-lease-lock.js'
 import type { VaultDatabase } from './schema.js'
 import { SqlVault } from './sql-vault.js'
@@ -217,6 +218,9 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
   sqlite.pragma('synchronous = NORMAL')
   // Overwrite deleted content with zeros, so wiped tokens do not linger in free space of a page.
   sqlite.pragma('secure_delete = ON')
+  // Checkpoints run in a worker (see sqlite-checkpointer.ts): one inside a commit fsyncs on the event loop.
+  const checkpointer = file === ':memory:' ? undefined : startCheckpointer(file, logger)
+  if (checkpointer) sqlite.pragma('wal_autocheckpoint = 0')
   if (file !== ':memory:') {
     for (const f of [file, `${file}-wal`, `${file}-shm`]) {
       try {
@@ -253,7 +257,10 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
         logger.warn({ err }, 'vault: WAL checkpoint after wiping tokens failed')
       }
     },
-    destroy: () => db.destroy(),
+    destroy: async () => {
+      await db.destroy()
+      await checkpointer?.close()
+    },
   })
 }
 
