@@ -44,7 +44,7 @@ const { values: args } = parseArgs({
 })
 const N = Number(args.installations ?? process.env.BENCH_INSTALLATIONS ?? 100_000)
 if (!Number.isSafeInteger(N) || N < 1000) throw new Error(`expected --installations to be an integer of at least 1000, got ${String(args.installations)}`)
-const DIALECTS = (args.dialects ?? process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()) as Array<'sqlite' | 'postgres'>
+const DIALECTS = (args.dialects ?? process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()).filter(Boolean) as Array<'sqlite' | 'postgres'>
 /** The refresher's ceiling (`GHL_REFRESHER_MAX_CONCURRENCY`); the connector's default unless given. */
 const CONCURRENCY = args.concurrency ?? process.env.GHL_REFRESHER_MAX_CONCURRENCY
 const LATENCY_MS = 50
@@ -341,9 +341,9 @@ const cell = (d: string, fmt: (f: Figures) => string): string => {
   const r = results.get(d)!
   return typeof r === 'string' ? 'skipped' : fmt(r)
 }
-console.log(`\n| at ${N.toLocaleString('en')} installations | ${DIALECTS.join(' | ')} | target |`)
-console.log(`|---|${DIALECTS.map(() => '---|').join('')}---|`)
-for (const [name, fmt, target] of rows) console.log(`| ${name} | ${DIALECTS.map((d) => cell(d, fmt)).join(' | ')} | ${target} |`)
+if (DIALECTS.length > 0) console.log(`\n| at ${N.toLocaleString('en')} installations | ${DIALECTS.join(' | ')} | target |`)
+if (DIALECTS.length > 0) console.log(`|---|${DIALECTS.map(() => '---|').join('')}---|`)
+for (const [name, fmt, target] of DIALECTS.length > 0 ? rows : []) console.log(`| ${name} | ${DIALECTS.map((d) => cell(d, fmt)).join(' | ')} | ${target} |`)
 for (const d of DIALECTS) {
   const r = results.get(d)!
   if (typeof r === 'string') console.log(`${d}: skipped (${r})`)
