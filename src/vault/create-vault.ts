@@ -4,7 +4,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type PostgresPool, type PostgresPoolClient, type SqliteDialectConfig } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type PostgresPool, type PostgresPoolClient, type QueryResult } from 'kysely'
 import pg from 'pg'
 import { systemClock, type Clock } from '../clock.js'
 import type { EncryptionKey } from '../config.js'
@@ -230,7 +230,7 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
       }
     }
   }
-  const dialect = new ImmediateSqliteDialect({ database: sqlite })
+  const dialect = new ImmediateSqliteDialect(sqlite)
   const db = new Kysely<VaultDatabase>({ dialect: onQuery ? observedDialect(dialect, onQuery) : dialect })
   return new SqlVault({
     dialect: 'sqlite',
@@ -275,15 +275,15 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
  * the first one's result. See https://www.sqlite.org/lang_transaction.html.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig
+  readonly #database: Database.Database
 
-  constructor(config: SqliteDialectConfig) {
-    super(config)
-    this.#config = config
+  constructor(database: Database.Database) {
+    super({ database })
+    this.#database = database
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config)
+    return new ImmediateSqliteDriver(this.#database)
   }
 
   override createAdapter(): DialectAdapter {
@@ -304,7 +304,61 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #connection: StatementCachingConnection
+
+  constructor(database: Database.Database) {
+    super({ database })
+    this.#connection = new StatementCachingConnection(database)
+  }
+
+  /** SQLite has one connection: Kysely's mutex still hands it out one holder at a time (super). */
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await super.acquireConnection()
+    return this.#connection
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+}
+
+/** Prepared statements kept, most recent {@link STATEMENT_CACHE} of them. */
+const STATEMENT_CACHE = 256
+
+/**
+ * Kysely's SQLite connection, keeping prepared statements: Kysely prepares every statement anew, and
+ * preparing was 6 % of the event loop's time in a refresher sweep (`npm run bench:scale`). The vault's
+ * statements are few and repeat (the ones with a list of ids vary in length, hence the bound).
+ * better-sqlite3 runs each to completion synchronously, so one statement object never serves two
+ * callers at once; SQLite re-prepares by itself after a schema change.
+ */
+class StatementCachingConnection implements DatabaseConnection {
+  readonly #db: Database.Database
+  readonly #statements = new Map<string, Database.Statement>()
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql)
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql)
+      if (this.#statements.size >= STATEMENT_CACHE) this.#statements.delete(this.#statements.keys().next().value!)
+      this.#statements.set(sql, stmt)
+    }
+    return stmt
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const stmt = this.#prepare(query.sql)
+    const parameters = query.parameters as unknown[]
+    if (stmt.reader) return { rows: stmt.all(parameters) as R[] }
+    const { changes, lastInsertRowid } = stmt.run(parameters)
+    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
+  }
+
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new GhlError('GHL_INTERNAL', 'The vault does not stream SQLite queries')
   }
 }
