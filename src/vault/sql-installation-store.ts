@@ -32,6 +32,8 @@ const PAGE_MAX = 500
 const INSERT_CHUNK = 500
 /** Reads of a due page whose every row a peer claimed first, before `due()` gives up for this call. */
 const CLAIM_ATTEMPTS = 5
+/** Identities of rows remembered for token updates (~150 B each). */
+const IDENTITIES_MAX = 10_000
 
 /**
  * What a stored token is bound to: its installation's identity (client id + resource, which never
@@ -81,6 +83,8 @@ export class SqlInstallationStore implements InstallationStore {
   readonly #ctx: SqlContext
   readonly #tokens: TokenColumns
   readonly #afterWipe: () => Promise<void>
+  /** id → (client id, resource key) of rows read lately: immutable per row, so never stale (ids are UUIDs). */
+  readonly #identities = new Map<string, { client_id: string; resource_key: string }>()
 
   constructor(ctx: SqlContext, tokens: TokenColumns, afterWipe: () => Promise<void>) {
     this.#ctx = ctx
@@ -284,8 +288,10 @@ export class SqlInstallationStore implements InstallationStore {
     if (problems.length > 0) throw badInput(problems)
 
     const { db, clock, logger } = this.#ctx
-    // client_id and resource_key never change for a row, so reading them outside the CAS is safe.
-    const identity = await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst()
+    // client_id and resource_key never change for a row, so reading them outside the CAS is safe — and
+    // remembering them: a refresh has just read the row (under its lock), so this costs no statement.
+    const identity =
+      this.#identities.get(id) ?? (await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst())
     if (!identity) return undefined
     const now = clock.now()
     const row = await db
@@ -538,6 +544,10 @@ export class SqlInstallationStore implements InstallationStore {
   }
 
   #open(row: InstallationRow): Installation {
+    if (!this.#identities.has(row.id)) {
+      if (this.#identities.size >= IDENTITIES_MAX) this.#identities.delete(this.#identities.keys().next().value!)
+      this.#identities.set(row.id, { client_id: row.client_id, resource_key: row.resource_key })
+    }
     return { ...toSummary(row), tokens: this.#tokens.open(row) }
   }
 }
