@@ -407,6 +407,8 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
       logger,
       clock,
       timeouts: { connectMs: config.database.connectTimeoutMs, statementMs: config.database.statementTimeoutMs },
+      // A refresh holds its lock connection throughout (PostgreSQL): room for the refresher's ceiling and calls.
+      lockPoolSize: Math.max(10, config.refresher.maxConcurrency + 4),
     }))
   if (options.checkKeys ?? true) {
     const missing = await vault.keys.missing()

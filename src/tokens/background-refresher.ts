@@ -10,8 +10,8 @@
  * - Its concurrency adapts to the token endpoint: it grows while answers come back fast and without
  *   errors, and halves on a failure or a slow answer, between 1 and `maxConcurrency` (HighLevel's token
  *   endpoint is HighLevel's: the ceiling is a setting, conservative by default).
- * - A sweep keeps going while pages come back full, so a backlog (10 % of 100,000 due at once) is worked
- *   off continuously rather than one page per interval.
+ * - A sweep keeps going until a page comes back empty, so a backlog (10 % of 100,000 due at once) is
+ *   worked off continuously rather than one page per interval.
  */
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -113,7 +113,12 @@ export class BackgroundRefresher {
     const t: TokenContext = this.#t
     const o = this.#options
     const result: SweepResult = { refreshed: 0, examined: 0, failed: 0, pages: 0 }
+    // Each installation at most once per sweep: a row whose refresh failed without a retry time (a lock
+    // timeout) stays due, and must not keep the sweep going round.
+    const done = new Set<string>()
     // Rows expiring before the next sweep's margin are due now (so none enters the margin unrefreshed).
+    // The sweep goes on until a page comes back empty: a page a peer partly claimed is short, yet more
+    // rows may be due behind it.
     for (;;) {
       if (this.#stopped || t.closing) return result
       const now = t.clock.now()
@@ -126,9 +131,10 @@ export class BackgroundRefresher {
         claim: { owner: this.#owner, claimMs: Math.max(o.intervalMs, t.refreshBudgetMs * 2) },
       })
       result.pages++
-      if (page.length === 0) return result
-      await this.#work(page, result)
-      if (page.length < o.pageSize) return result
+      const fresh = page.filter((inst) => !done.has(inst.id))
+      if (fresh.length === 0) return result
+      for (const inst of fresh) done.add(inst.id)
+      await this.#work(fresh, result)
     }
   }
 

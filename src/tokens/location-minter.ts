@@ -8,7 +8,8 @@
  * minted yet. A location the vault knows nothing of is tried against the app's agency installations
  * only while there are few (HighLevel decides: an agency user who picked one location can get a Company
  * token with no location ids, HighLevel API docs issue #294); the answer "not installed" is remembered
- * briefly, so a stream of unknown ids costs one query each and never slows the other calls.
+ * briefly — the next calls for that id send no query — so a stream of unknown ids costs at most one
+ * indexed query each and never slows the other calls.
  */
 import { GhlError, NotInstalledError, OAuthError } from '../errors.js'
 import { locationTokenRequest, processLocationTokenResponse } from '../oauth/location-token.js'
@@ -17,8 +18,13 @@ import type { TokenContext } from './token-context.js'
 
 /** Agency installations tried for a location the vault does not know (more: the location must be covered). */
 export const MAX_AGENCIES_TRIED = 3
-/** How long "not installed" is remembered for an unknown location id. */
-const NEGATIVE_TTL_MS = 30_000
+/**
+ * How long "not installed" is remembered for an unknown location id: calls for it then send no query at
+ * all. Short, because an install on another instance is heard of only through Redis (a message without
+ * a version makes every instance forget); without Redis a location probed just before its install
+ * answers "not installed" on the other instances for at most this long.
+ */
+export const NEGATIVE_TTL_MS = 10_000
 const NEGATIVE_MAX = 10_000
 /** How long the list of the app's agency installations is reused. */
 const AGENCIES_TTL_MS = 10_000
@@ -48,17 +54,22 @@ export class LocationMinter {
     this.#agencies = undefined
   }
 
+  /** Whether "not installed" is remembered for this location (then no query is needed). */
+  knownUnknown(locationId: string): boolean {
+    const until = this.#unknown.get(locationId)
+    if (until === undefined) return false
+    if (this.#t.clock.now() < until) return true
+    this.#unknown.delete(locationId)
+    return false
+  }
+
   /**
    * A location with no row at all: mint from one of the app's (few) agency installations, or
    * NotInstalledError — remembered for a while.
    */
   async mintUncovered(locationId: string): Promise<Installation> {
     const t: TokenContext = this.#t
-    const until = this.#unknown.get(locationId)
-    if (until !== undefined) {
-      if (t.clock.now() < until) throw new NotInstalledError({ locationId })
-      this.#unknown.delete(locationId)
-    }
+    if (this.knownUnknown(locationId)) throw new NotInstalledError({ locationId })
     const agencies = await this.#agencyList()
     if (agencies.length <= MAX_AGENCIES_TRIED) {
       // Agencies that list the location among approvedLocations first; the others by trying.

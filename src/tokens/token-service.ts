@@ -95,7 +95,12 @@ export class TokenService implements TokenManager {
       logger,
       retry: { maxRetries: retry.attempts - 1, baseDelayMs: retry.baseDelayMs, maxDelayMs: retry.maxDelayMs },
     })
-    const bus = new InvalidationBus(options.redis, logger, (id, version) => cache.dropBelow(id, version))
+    const bus = new InvalidationBus(options.redis, logger, (id, version) => {
+      cache.dropBelow(id, version)
+      // A message without a version is an install, re-install or uninstall elsewhere: what this
+      // instance remembers of unknown locations and agencies may be stale now.
+      if (version === Number.POSITIVE_INFINITY) this.#minter.forget()
+    })
     this.#t = new TokenContext({
       config,
       vault: options.vault,
@@ -290,6 +295,8 @@ export class TokenService implements TokenManager {
   /** The slow path of getAccessToken: read the row, use it if fresh, else refresh or mint. */
   async #obtain(target: { kind: 'location' | 'company'; id: string }): Promise<AccessGrant> {
     const t: TokenContext = this.#t
+    // Remembered as not installed (briefly): a stream of calls for unknown ids costs no query.
+    if (target.kind === 'location' && this.#minter.knownUnknown(target.id)) throw new NotInstalledError({ locationId: target.id })
     const row =
       target.kind === 'location'
         ? await t.vault.installations.findByLocation(t.config.clientId, target.id)

@@ -4,14 +4,16 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import Database from 'better-sqlite3'
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type PostgresPool, type PostgresPoolClient, type SqliteDialectConfig } from 'kysely'
+import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDialect, SqliteDriver, type DatabaseConnection, type DialectAdapter, type Driver, type PostgresPool, type PostgresPoolClient, type QueryResult } from 'kysely'
 import pg from 'pg'
 import { systemClock, type Clock } from '../clock.js'
 import type { EncryptionKey } from '../config.js'
 import { GhlError } from '../errors.js'
 import { silentLogger, type Logger } from '../logger.js'
 import { KeyedMutex } from './keyed-mutex.js'
+import { observedDialect, type QueryObserver } from './query-observer.js'
 import { PostgresAdvisoryLock } from './postgres-advisory-lock.js'
+import { startCheckpointer } from './sqlite-checkpointer.js'
 import { SqliteLeaseLock } from './sqlite-lease-lock.js'
 import type { VaultDatabase } from './schema.js'
 import { SqlVault } from './sql-vault.js'
@@ -48,6 +50,12 @@ export interface CreateVaultOptions {
   timeouts?: DatabaseTimeouts
   /** PostgreSQL: connections of the pool reserved for refresh locks (default 10). */
   lockPoolSize?: number
+  /**
+   * Called after every statement sent through the query builder, with its SQL, parameters, rows and
+   * time (see `query-observer.ts`): tests count queries with it, operators may log slow ones. The
+   * parameters include sealed tokens: never log them whole.
+   */
+  onQuery?: QueryObserver
 }
 
 /**
@@ -76,8 +84,8 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   }
 
   const vault = /^postgres(ql)?:\/\//i.test(options.databaseUrl)
-    ? openPostgres(options.databaseUrl, cipher, clock, logger, options.timeouts ?? {}, options.lockPoolSize ?? POOL_SIZE)
-    : openSqlite(options.databaseUrl, cipher, clock, logger, leaseMs)
+    ? openPostgres(options.databaseUrl, cipher, clock, logger, options.timeouts ?? {}, options.lockPoolSize ?? POOL_SIZE, options.onQuery)
+    : openSqlite(options.databaseUrl, cipher, clock, logger, leaseMs, options.onQuery)
   if (options.migrate ?? true) {
     try {
       await vault.migrate()
@@ -89,7 +97,15 @@ export async function createVault(options: CreateVaultOptions): Promise<Vault> {
   return vault
 }
 
-function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Logger, timeouts: DatabaseTimeouts, lockPoolSize: number): SqlVault {
+function openPostgres(
+  url: string,
+  cipher: TokenCipher,
+  clock: Clock,
+  logger: Logger,
+  timeouts: DatabaseTimeouts,
+  lockPoolSize: number,
+  onQuery: QueryObserver | undefined,
+): SqlVault {
   const connectMs = timeouts.connectMs ?? 5_000
   const statementMs = timeouts.statementMs ?? 10_000
   // Logged once per outage, not once per idle connection that drops.
@@ -123,7 +139,8 @@ function openPostgres(url: string, cipher: TokenCipher, clock: Clock, logger: Lo
   // installations refreshing at once than it has connections queue here until their lock wait is up.
   const lockPool = new pg.Pool({ ...poolConfig, max: lockPoolSize, connectionTimeoutMillis: 0, statement_timeout: undefined })
   lockPool.on('error', poolError)
-  const db = new Kysely<VaultDatabase>({ dialect: new PostgresDialect({ pool: destroyingBrokenClients(pool) }) })
+  const dialect = new PostgresDialect({ pool: destroyingBrokenClients(pool) })
+  const db = new Kysely<VaultDatabase>({ dialect: onQuery ? observedDialect(dialect, onQuery) : dialect })
   return new SqlVault({
     dialect: 'postgres',
     db,
@@ -186,7 +203,7 @@ function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
  */
 const sqliteMigrations = new KeyedMutex()
 
-function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Logger, leaseMs: number): SqlVault {
+function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Logger, leaseMs: number, onQuery: QueryObserver | undefined): SqlVault {
   const file = path === ':memory:' ? path : resolve(path)
   if (file !== ':memory:') {
     mkdirSync(dirname(file), { recursive: true })
@@ -201,6 +218,9 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
   sqlite.pragma('synchronous = NORMAL')
   // Overwrite deleted content with zeros, so wiped tokens do not linger in free space of a page.
   sqlite.pragma('secure_delete = ON')
+  // Checkpoints run in a worker (see sqlite-checkpointer.ts): one inside a commit fsyncs on the event loop.
+  const checkpointer = file === ':memory:' ? undefined : startCheckpointer(file, logger)
+  if (checkpointer) sqlite.pragma('wal_autocheckpoint = 0')
   if (file !== ':memory:') {
     for (const f of [file, `${file}-wal`, `${file}-shm`]) {
       try {
@@ -210,7 +230,8 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
       }
     }
   }
-  const db = new Kysely<VaultDatabase>({ dialect: new ImmediateSqliteDialect({ database: sqlite }) })
+  const dialect = new ImmediateSqliteDialect(sqlite)
+  const db = new Kysely<VaultDatabase>({ dialect: onQuery ? observedDialect(dialect, onQuery) : dialect })
   return new SqlVault({
     dialect: 'sqlite',
     db,
@@ -236,7 +257,10 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
         logger.warn({ err }, 'vault: WAL checkpoint after wiping tokens failed')
       }
     },
-    destroy: () => db.destroy(),
+    destroy: async () => {
+      await db.destroy()
+      await checkpointer?.close()
+    },
   })
 }
 
@@ -251,15 +275,15 @@ function openSqlite(path: string, cipher: TokenCipher, clock: Clock, logger: Log
  * the first one's result. See https://www.sqlite.org/lang_transaction.html.
  */
 class ImmediateSqliteDialect extends SqliteDialect {
-  readonly #config: SqliteDialectConfig
+  readonly #database: Database.Database
 
-  constructor(config: SqliteDialectConfig) {
-    super(config)
-    this.#config = config
+  constructor(database: Database.Database) {
+    super({ database })
+    this.#database = database
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.#config)
+    return new ImmediateSqliteDriver(this.#database)
   }
 
   override createAdapter(): DialectAdapter {
@@ -280,7 +304,61 @@ class TransactionalDdlSqliteAdapter extends SqliteAdapter {
 }
 
 class ImmediateSqliteDriver extends SqliteDriver {
+  readonly #connection: StatementCachingConnection
+
+  constructor(database: Database.Database) {
+    super({ database })
+    this.#connection = new StatementCachingConnection(database)
+  }
+
+  /** SQLite has one connection: Kysely's mutex still hands it out one holder at a time (super). */
+  override async acquireConnection(): Promise<DatabaseConnection> {
+    await super.acquireConnection()
+    return this.#connection
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'))
+  }
+}
+
+/** Prepared statements kept, most recent {@link STATEMENT_CACHE} of them. */
+const STATEMENT_CACHE = 256
+
+/**
+ * Kysely's SQLite connection, keeping prepared statements: Kysely prepares every statement anew, and
+ * preparing was 6 % of the event loop's time in a refresher sweep (`npm run bench:scale`). The vault's
+ * statements are few and repeat (the ones with a list of ids vary in length, hence the bound).
+ * better-sqlite3 runs each to completion synchronously, so one statement object never serves two
+ * callers at once; SQLite re-prepares by itself after a schema change.
+ */
+class StatementCachingConnection implements DatabaseConnection {
+  readonly #db: Database.Database
+  readonly #statements = new Map<string, Database.Statement>()
+
+  constructor(db: Database.Database) {
+    this.#db = db
+  }
+
+  #prepare(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql)
+    if (stmt === undefined) {
+      stmt = this.#db.prepare(sql)
+      if (this.#statements.size >= STATEMENT_CACHE) this.#statements.delete(this.#statements.keys().next().value!)
+      this.#statements.set(sql, stmt)
+    }
+    return stmt
+  }
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    const stmt = this.#prepare(query.sql)
+    const parameters = query.parameters as unknown[]
+    if (stmt.reader) return { rows: stmt.all(parameters) as R[] }
+    const { changes, lastInsertRowid } = stmt.run(parameters)
+    return { numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid), rows: [] }
+  }
+
+  async *streamQuery<R>(): AsyncIterableIterator<QueryResult<R>> {
+    throw new GhlError('GHL_INTERNAL', 'The vault does not stream SQLite queries')
   }
 }

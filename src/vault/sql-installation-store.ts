@@ -4,9 +4,9 @@
  * column, and opened after; every lookup the connector makes on a hot or cold path is one index read.
  */
 import { randomUUID } from 'node:crypto'
-import { sql, type ExpressionBuilder, type SelectQueryBuilder } from 'kysely'
+import { sql, type ExpressionBuilder, type Insertable, type SelectQueryBuilder } from 'kysely'
 import { GhlError } from '../errors.js'
-import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type VaultDatabase } from './schema.js'
+import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type InstallationsTable, type VaultDatabase } from './schema.js'
 import { badInput, clampLimit, isStringArray, isValidDate, nonEmpty, tokenSetProblems, type SqlContext } from './sql-helpers.js'
 import type { TokenCipher } from './token-cipher.js'
 import type {
@@ -28,6 +28,12 @@ import type {
 export const STATUSES: readonly InstallationStatus[] = ['active', 'suspended', 'needs_reauthorization', 'uninstalled']
 const SOURCES: readonly TokenSource[] = ['oauth', 'agency']
 const PAGE_MAX = 500
+/** Rows per INSERT of {@link SqlInstallationStore.insertMany}: ~36 parameters each, far below SQLite's 32,766 and PostgreSQL's 65,535. */
+const INSERT_CHUNK = 500
+/** Reads of a due page whose every row a peer claimed first, before `due()` gives up for this call. */
+const CLAIM_ATTEMPTS = 5
+/** Identities of rows remembered for token updates (~150 B each). */
+const IDENTITIES_MAX = 10_000
 
 /**
  * What a stored token is bound to: its installation's identity (client id + resource, which never
@@ -77,6 +83,8 @@ export class SqlInstallationStore implements InstallationStore {
   readonly #ctx: SqlContext
   readonly #tokens: TokenColumns
   readonly #afterWipe: () => Promise<void>
+  /** id → (client id, resource key) of rows read lately: immutable per row, so never stale (ids are UUIDs). */
+  readonly #identities = new Map<string, { client_id: string; resource_key: string }>()
 
   constructor(ctx: SqlContext, tokens: TokenColumns, afterWipe: () => Promise<void>) {
     this.#ctx = ctx
@@ -93,41 +101,9 @@ export class SqlInstallationStore implements InstallationStore {
     const { db, clock, logger } = this.#ctx
     const now = clock.now()
     const rk = resourceKey(input.locationId, input.companyId)
-    const sealed = this.#tokens.seal(input.clientId, rk, input.tokens, now)
     const row = await db
       .insertInto('installations')
-      .values({
-        id: randomUUID(),
-        client_id: input.clientId,
-        app_id: input.clientId.split('-')[0] ?? input.clientId,
-        company_id: input.companyId,
-        location_id: input.locationId,
-        resource_key: rk,
-        user_type: input.userType,
-        user_id: input.userId ?? null,
-        scopes: JSON.stringify(input.scopes),
-        plan_id: input.planId ?? null,
-        is_bulk_installation: fromFlag(input.isBulkInstallation ?? false) ?? 0,
-        install_to_future_locations: fromFlag(input.installToFutureLocations),
-        approve_all_locations: fromFlag(input.approveAllLocations),
-        approved_locations: JSON.stringify(input.approvedLocations ?? []),
-        source: input.source,
-        parent_id: input.parentId ?? null,
-        status: 'active',
-        status_reason: null,
-        ...sealed,
-        version: 1,
-        created_at: now,
-        updated_at: now,
-        lock_owner: null,
-        lock_until: null,
-        location_name: input.locationName ?? null,
-        company_name: input.companyName ?? null,
-        refresh_failures: 0,
-        last_refresh_at: now,
-        last_error: null,
-        retry_at: null,
-      })
+      .values(this.#newRow(input, now))
       // One statement, atomic on both dialects (SQLite ≥ 3.24 upsert; PostgreSQL ≥ 9.5): a re-install
       // keeps the row's id and created_at and takes everything else from the new grant. With
       // onlyReplaceSource, `DO UPDATE … WHERE` leaves a row of another source untouched (no row returned).
@@ -178,6 +154,72 @@ export class SqlInstallationStore implements InstallationStore {
     }
     logger.debug({ installationId: row.id, version: row.version, resource: rk }, 'vault: installation stored')
     return this.#open(row)
+  }
+
+  /**
+   * Imports installations in batches — a move from another store, a benchmark's seed: one multi-row
+   * INSERT per chunk of 500 (within both dialects' limits on bound parameters), a row that exists for
+   * the same (clientId, resource) left as it is. Every input is checked before anything is stored.
+   * Returns how many rows were added. Seeding a million takes minutes, not hours.
+   */
+  async insertMany(inputs: readonly InstallationInput[]): Promise<number> {
+    if (!Array.isArray(inputs)) throw badInput(['expected inputs to be an array of installations'])
+    inputs.forEach((input, i) => {
+      try {
+        validateInstallationInput(input)
+      } catch (err) {
+        throw err instanceof GhlError ? new GhlError(err.code, `installation ${i}: ${err.message}`, { cause: err }) : err
+      }
+    })
+    const now = this.#ctx.clock.now()
+    let added = 0
+    for (let i = 0; i < inputs.length; i += INSERT_CHUNK) {
+      const result = await this.#ctx.db
+        .insertInto('installations')
+        .values(inputs.slice(i, i + INSERT_CHUNK).map((input) => this.#newRow(input, now)))
+        .onConflict((oc) => oc.columns(['client_id', 'resource_key']).doNothing())
+        .executeTakeFirst()
+      added += Number(result.numInsertedOrUpdatedRows ?? 0)
+    }
+    this.#ctx.logger.info({ added, given: inputs.length }, 'vault: installations imported')
+    return added
+  }
+
+  /** A new row for a validated input, its tokens sealed. */
+  #newRow(input: InstallationInput, now: number): Insertable<InstallationsTable> {
+    const rk = resourceKey(input.locationId, input.companyId)
+    return {
+      id: randomUUID(),
+      client_id: input.clientId,
+      app_id: input.clientId.split('-')[0] ?? input.clientId,
+      company_id: input.companyId,
+      location_id: input.locationId,
+      resource_key: rk,
+      user_type: input.userType,
+      user_id: input.userId ?? null,
+      scopes: JSON.stringify(input.scopes),
+      plan_id: input.planId ?? null,
+      is_bulk_installation: fromFlag(input.isBulkInstallation ?? false) ?? 0,
+      install_to_future_locations: fromFlag(input.installToFutureLocations),
+      approve_all_locations: fromFlag(input.approveAllLocations),
+      approved_locations: JSON.stringify(input.approvedLocations ?? []),
+      source: input.source,
+      parent_id: input.parentId ?? null,
+      status: 'active',
+      status_reason: null,
+      ...this.#tokens.seal(input.clientId, rk, input.tokens, now),
+      version: 1,
+      created_at: now,
+      updated_at: now,
+      lock_owner: null,
+      lock_until: null,
+      location_name: input.locationName ?? null,
+      company_name: input.companyName ?? null,
+      refresh_failures: 0,
+      last_refresh_at: now,
+      last_error: null,
+      retry_at: null,
+    }
   }
 
   async get(id: string): Promise<Installation | undefined> {
@@ -246,8 +288,10 @@ export class SqlInstallationStore implements InstallationStore {
     if (problems.length > 0) throw badInput(problems)
 
     const { db, clock, logger } = this.#ctx
-    // client_id and resource_key never change for a row, so reading them outside the CAS is safe.
-    const identity = await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst()
+    // client_id and resource_key never change for a row, so reading them outside the CAS is safe — and
+    // remembering them: a refresh has just read the row (under its lock), so this costs no statement.
+    const identity =
+      this.#identities.get(id) ?? (await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst())
     if (!identity) return undefined
     const now = clock.now()
     const row = await db
@@ -431,20 +475,27 @@ export class SqlInstallationStore implements InstallationStore {
     const base = () => db.selectFrom('installations').selectAll().where('client_id', '=', q.clientId).where('source', '=', 'oauth')
     // Three index ranges, each at most one page: access tokens about to expire, refresh tokens getting
     // old, suspended rows whose retry time has come. Never the whole table.
-    const [byExpiry, byAge, suspended] = await Promise.all([
-      base().where('status', '=', 'active').where('expires_at', '<=', q.expiresBefore.getTime()).where(open).orderBy('expires_at').limit(limit).execute(),
-      base()
-        .where('status', '=', 'active')
-        .where('refresh_token_issued_at', '<=', q.issuedBefore.getTime())
-        .where(open)
-        .orderBy('refresh_token_issued_at')
-        .limit(limit)
-        .execute(),
-      base().where('status', '=', 'suspended').where(open).orderBy('retry_at').limit(limit).execute(),
-    ])
-    const seen = new Set<string>()
-    let rows = [...byExpiry, ...byAge, ...suspended].filter((r) => !seen.has(r.id) && seen.add(r.id)).slice(0, limit)
-    if (q.claim && rows.length > 0) {
+    const read = async () => {
+      const [byExpiry, byAge, suspended] = await Promise.all([
+        base().where('status', '=', 'active').where('expires_at', '<=', q.expiresBefore.getTime()).where(open).orderBy('expires_at').limit(limit).execute(),
+        base()
+          .where('status', '=', 'active')
+          .where('refresh_token_issued_at', '<=', q.issuedBefore.getTime())
+          .where(open)
+          .orderBy('refresh_token_issued_at')
+          .limit(limit)
+          .execute(),
+        base().where('status', '=', 'suspended').where(open).orderBy('retry_at').limit(limit).execute(),
+      ])
+      const seen = new Set<string>()
+      return [...byExpiry, ...byAge, ...suspended].filter((r) => !seen.has(r.id) && seen.add(r.id)).slice(0, limit)
+    }
+    // Instances sharing the sweep read the same first rows; the claim (a compare-and-set on sweep_until)
+    // gives each row to one of them. One that lost every row of its page reads again — the rows its peers
+    // claimed are no longer open — rather than report "nothing due" while the rest of the backlog waits.
+    for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
+      const rows = await read()
+      if (!q.claim || rows.length === 0) return rows.map(toSummary)
       const claimed = await db
         .updateTable('installations')
         .set({ sweep_owner: q.claim.owner, sweep_until: now + q.claim.claimMs })
@@ -453,9 +504,9 @@ export class SqlInstallationStore implements InstallationStore {
         .returning('id')
         .execute()
       const mine = new Set(claimed.map((c) => c.id))
-      rows = rows.filter((r) => mine.has(r.id))
+      if (mine.size > 0) return rows.filter((r) => mine.has(r.id)).map(toSummary)
     }
-    return rows.map(toSummary)
+    return []
   }
 
   #filtered<O>(query: SelectQueryBuilder<VaultDatabase, 'installations', O>, q: Omit<InstallationQuery, 'cursor' | 'limit'>) {
@@ -493,6 +544,10 @@ export class SqlInstallationStore implements InstallationStore {
   }
 
   #open(row: InstallationRow): Installation {
+    if (!this.#identities.has(row.id)) {
+      if (this.#identities.size >= IDENTITIES_MAX) this.#identities.delete(this.#identities.keys().next().value!)
+      this.#identities.set(row.id, { client_id: row.client_id, resource_key: row.resource_key })
+    }
     return { ...toSummary(row), tokens: this.#tokens.open(row) }
   }
 }

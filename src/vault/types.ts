@@ -289,6 +289,13 @@ export interface InstallationStore {
    */
   coverLocations(agency: InstallationSummary, locationIds: readonly string[]): Promise<number>
 
+  /**
+   * Imports installations in batches (a move from another store, a benchmark's seed): one multi-row
+   * INSERT per chunk; a row that exists for the same (clientId, resource) is left as it is. Every input
+   * is checked before anything is stored. Returns how many rows were added.
+   */
+  insertMany(inputs: readonly InstallationInput[]): Promise<number>
+
   /** Active agency (Company, OAuth) installations of the app, at most `limit` (indexed). */
   agencies(clientId: string, limit: number): Promise<InstallationSummary[]>
 

@@ -1,0 +1,414 @@
+/**
+ * `npm run bench:scale`: the connector at 100,000 installations (`-- --installations 1000000`, or
+ * `BENCH_INSTALLATIONS`), on SQLite and PostgreSQL side by side (`--dialects sqlite` for one).
+ * Installations are seeded through the vault (`insertMany`); HighLevel's side is a loopback token
+ * endpoint answering in 50 ms (`test/scale/token-endpoint.ts`). Prints, per dialect:
+ * - seeding time;
+ * - a call for a location with no installation; 20 such at once; a call for a location covered by an
+ *   agency install (its minted token not cached); a call for an installed location (not cached)
+ *   — target ≤ 5 ms each;
+ * - a sweep of the background refresher with 10 % due, while calls run: its time (target ≤ 30 s at
+ *   100k), and the event loop's longest delay meanwhile (`monitorEventLoopDelay`, target ≤ 20 ms);
+ * - memory per cached installation (target ≤ 1 KB) and the cache bound holding (`GHL_TOKEN_CACHE_MAX`);
+ * then, once, the proxy hop against a direct call with `LOG_LEVEL=info` (target: costs ≤ 30 %).
+ * Run with `--expose-gc` (the npm script does) for the memory figures.
+ */
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { parseArgs } from 'node:util'
+import pg from 'pg'
+import { destination } from 'pino'
+import { Agent, request } from 'undici'
+import { loadConfig } from '../src/config.js'
+import { createConnector, type Connector } from '../src/connector.js'
+import { NotInstalledError } from '../src/errors.js'
+import { createLogger } from '../src/logger.js'
+import { buildServer } from '../src/server/index.js'
+import { TokenService } from '../src/tokens/token-service.js'
+import { createVault } from '../src/vault/create-vault.js'
+import { createPostgresDatabase, postgresSkipReason } from '../test/helpers/services.js'
+import { coveredId, layout, locationId, seedInstallations } from '../test/scale/seed.js'
+import { startTokenEndpoint, type ScaleTokenEndpoint } from '../test/scale/token-endpoint.js'
+
+const { values: args } = parseArgs({
+  options: {
+    installations: { type: 'string' },
+    dialects: { type: 'string' },
+    concurrency: { type: 'string' },
+    proxy: { type: 'boolean', default: true },
+    'no-proxy': { type: 'boolean' },
+  },
+})
+const N = Number(args.installations ?? process.env.BENCH_INSTALLATIONS ?? 100_000)
+if (!Number.isSafeInteger(N) || N < 1000) throw new Error(`expected --installations to be an integer of at least 1000, got ${String(args.installations)}`)
+const DIALECTS = (args.dialects ?? process.env.BENCH_DIALECTS ?? 'sqlite,postgres').split(',').map((d) => d.trim()).filter(Boolean) as Array<'sqlite' | 'postgres'>
+/** The refresher's ceiling (`GHL_REFRESHER_MAX_CONCURRENCY`); the connector's default unless given. */
+const CONCURRENCY = args.concurrency ?? process.env.GHL_REFRESHER_MAX_CONCURRENCY
+const LATENCY_MS = 50
+const SAMPLES = 200
+const gc = (globalThis as { gc?: () => void }).gc
+
+const ms = (x: number): string => `${x.toFixed(x < 10 ? 2 : 0)} ms`
+const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!
+const median = (xs: number[]): number => pct(xs, 0.5)
+
+function env(databaseUrl: string, apiUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    GHL_CLIENT_ID: 'scaleapp0000000000000000-bench123',
+    GHL_CLIENT_SECRET: 'bench-secret',
+    GHL_REDIRECT_URI: 'http://127.0.0.1:1/oauth/callback',
+    GHL_SCOPES: 'contacts.readonly locations.readonly',
+    GHL_API_URL: apiUrl,
+    GHL_ENCRYPTION_KEY: KEY,
+    DATABASE_URL: databaseUrl,
+    GHL_RATE_LIMIT: 'false',
+    ...(CONCURRENCY ? { GHL_REFRESHER_MAX_CONCURRENCY: CONCURRENCY } : {}),
+    ...extra,
+  }
+}
+const KEY = randomBytes(32).toString('base64')
+
+/**
+ * The longest the event loop was busy between two turns, in CPU time rather than wall time: on a
+ * machine shared with other work the process is also descheduled, which `monitorEventLoopDelay` counts
+ * as delay though no code of ours held the loop. A 1 ms timer reads the process's CPU time each turn; a
+ * gap is counted as the smaller of its wall time and the CPU used in it.
+ */
+function busyMonitor(): { stop(): { maxMs: number; gaps: number } } {
+  let lastWall = performance.now()
+  let lastCpu = process.cpuUsage()
+  let maxMs = 0
+  let gaps = 0
+  const timer = setInterval(() => {
+    const wall = performance.now()
+    const cpu = process.cpuUsage()
+    const cpuMs = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000
+    const busy = Math.min(wall - lastWall, cpuMs)
+    if (busy > 20) gaps++
+    maxMs = Math.max(maxMs, busy)
+    lastWall = wall
+    lastCpu = cpu
+  }, 1)
+  return {
+    stop() {
+      clearInterval(timer)
+      return { maxMs, gaps }
+    },
+  }
+}
+
+/** `n` calls, `width` at a time; each call's time. */
+async function timed(n: number, width: number, one: (i: number) => Promise<unknown>): Promise<number[]> {
+  const times: number[] = []
+  let next = 0
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < n) {
+        const i = next++
+        const t = performance.now()
+        await one(i)
+        times.push(performance.now() - t)
+      }
+    }),
+  )
+  return times
+}
+
+async function expectNotInstalled(p: Promise<unknown>): Promise<void> {
+  try {
+    await p
+  } catch (err) {
+    if (err instanceof NotInstalledError) return
+    throw err
+  }
+  throw new Error('expected NotInstalledError')
+}
+
+function heap(): number {
+  gc?.()
+  gc?.()
+  return process.memoryUsage().heapUsed
+}
+
+interface Figures {
+  seedMs: number
+  unknownMs: number
+  unknownP99: number
+  unknown20Ms: number
+  coveredMs: number
+  installedMs: number
+  sweepMs: number
+  swept: string
+  loopMaxMs: number
+  loopP99Ms: number
+  idleMaxMs: number
+  gcMaxMs: number
+  busyMaxMs: number
+  busyGaps: number
+  longest: { ms: number; sql: string }
+  concurrency: number
+  callsDuringSweep: string
+  bytesPerEntry: number
+  lruBound: string
+}
+
+async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | string> {
+  if (dialect === 'postgres') {
+    const skip = await postgresSkipReason()
+    if (skip) return skip
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'ghl-scale-'))
+  const db = dialect === 'sqlite' ? { url: join(dir, 'scale.db'), drop: async () => {} } : await createPostgresDatabase()
+  const endpoint = await startTokenEndpoint({ latencyMs: LATENCY_MS })
+  let ghl: Connector | undefined
+  let watching = false
+  let longest = { ms: 0, sql: '' }
+  try {
+    const config = loadConfig({ env: env(db.url, endpoint.url) })
+    // The vault reports each statement's time: on SQLite that is time the event loop is held.
+    const vault = await createVault({
+      databaseUrl: db.url,
+      keys: config.encryptionKeys,
+      lockPoolSize: Math.max(10, config.refresher.maxConcurrency + 4),
+      onQuery: (q) => {
+        if (watching && q.durationMs > longest.ms) longest = { ms: q.durationMs, sql: q.sql.slice(0, 70) }
+      },
+    })
+    ghl = await createConnector({ config, background: false, vault })
+    const l = layout(N)
+    const t0 = performance.now()
+    let shown = 0
+    await seedInstallations(ghl.vault, config.clientId, l, {
+      dueInMs: 60_000,
+      onProgress: (done) => {
+        if (done - shown >= Math.max(100_000, N / 10) || done === N) {
+          shown = done
+          process.stdout.write(`  ${dialect}: seeded ${done.toLocaleString('en')} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`)
+        }
+      },
+    })
+    const seedMs = performance.now() - t0
+    if (dialect === 'postgres') {
+      // A live database has statistics (autovacuum); a freshly bulk-loaded one gets them now.
+      const c = new pg.Client({ connectionString: db.url })
+      await c.connect()
+      await c.query('analyze installations')
+      await c.end()
+    }
+    const phase = (name: string): void => void process.stdout.write(`  ${dialect}: ${name} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`)
+    const notDue = (i: number): string => locationId(l.due + (i % (l.locations - l.due)))
+    const call = (id: string) => ghl!.location(id).get('/locations/x')
+    // Warm-up: the connection pool, the agency list, JIT.
+    await timed(50, 4, (i) => expectNotInstalled(call(`warm-unknown-${i}`)))
+    await timed(50, 4, (i) => call(notDue(l.locations - 1 - i)))
+
+    phase('warmed up')
+    // One call at a time for a location with no installation (each id new: never remembered yet).
+    const unknown = await timed(SAMPLES, 1, (i) => expectNotInstalled(call(`unknown-${i}`)))
+    const at20: number[] = []
+    for (let r = 0; r < 5; r++) {
+      const t = performance.now()
+      await Promise.all(Array.from({ length: 20 }, (_, i) => expectNotInstalled(call(`burst-${r}-${i}`))))
+      at20.push(performance.now() - t)
+    }
+    const covered = await timed(SAMPLES, 1, (i) => call(coveredId(i)))
+    const installed = await timed(SAMPLES, 1, (i) => call(notDue(i)))
+
+    phase('lookups measured')
+    // The machine's own noise: the event loop of this process with nothing to do, for as long.
+    const idle = monitorEventLoopDelay({ resolution: 1 })
+    idle.enable()
+    await sleep(3000)
+    idle.disable()
+    // The sweep: 10 % due, a 50 ms token endpoint, calls running meanwhile (cold lookups, unknown ids).
+    const refresher = ghl.tokens.startBackgroundRefresher({ intervalMs: 60_000 })
+    const loop = monitorEventLoopDelay({ resolution: 1 })
+    let sweeping = true
+    const during: number[] = []
+    let k = SAMPLES
+    const traffic = Promise.all(
+      Array.from({ length: 4 }, async (_, w) => {
+        while (sweeping) {
+          // Calls at a steady 200 a second in all (4 × one per 20 ms), as they would arrive over HTTP — not
+          // a tight loop, which on SQLite (better-sqlite3 answers synchronously) would never yield.
+          await sleep(20)
+          const i = k++
+          const t = performance.now()
+          if (w === 0) await expectNotInstalled(call(`during-${i}`))
+          else await call(notDue(i))
+          during.push(performance.now() - t)
+        }
+      }),
+    )
+    let gcMaxMs = 0
+    const gcs = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, e.duration)
+    })
+    gcs.observe({ entryTypes: ['gc'] })
+    loop.enable()
+    const busy = busyMonitor()
+    watching = true
+    const ts = performance.now()
+    const swept = await refresher.sweep()
+    const sweepMs = performance.now() - ts
+    sweeping = false
+    await traffic
+    loop.disable()
+    const busyMax = busy.stop()
+    watching = false
+    gcs.disconnect()
+    await refresher.stop()
+    if (endpoint.reused !== 0) throw new Error(`${endpoint.reused} refresh tokens were used twice`)
+
+    phase(`swept in ${(sweepMs / 1000).toFixed(1)} s`)
+    // Memory per cached installation: every not-due installation (up to the default bound) cached.
+    const cached = Math.min(l.locations - l.due, config.tokenCacheMax)
+    const before = heap()
+    const size0 = ghl.tokens.cacheSize
+    await timed(cached, 32, (i) => ghl!.tokens.getAccessToken({ kind: 'location', id: locationId(l.due + i) }))
+    const added = ghl.tokens.cacheSize - size0
+    const bytesPerEntry = (heap() - before) / Math.max(1, added)
+
+    // The bound: a second service on the same vault, capped at 10 % of what it touches; every token right.
+    const bound = Math.max(100, Math.floor(cached / 10))
+    const small = new TokenService({ config: loadConfig({ env: env(db.url, endpoint.url, { GHL_TOKEN_CACHE_MAX: String(bound) }) }), vault: ghl.vault })
+    let wrong = 0
+    const touched = Math.min(cached, bound * 3)
+    const heapBefore = heap()
+    await timed(touched, 32, async (i) => {
+      const id = locationId(l.due + i)
+      const grant = await small.getAccessToken({ kind: 'location', id })
+      if (grant.accessToken !== `at.${id}.seed`) wrong++
+    })
+    const lruBound = `${touched.toLocaleString('en')} touched, ${small.cacheSize.toLocaleString('en')} cached (bound ${bound.toLocaleString('en')}), ${wrong} wrong tokens, heap +${((heap() - heapBefore) / 1e6).toFixed(1)} MB`
+    await small.close()
+
+    return {
+      seedMs,
+      unknownMs: median(unknown),
+      unknownP99: pct(unknown, 0.99),
+      unknown20Ms: median(at20),
+      coveredMs: median(covered),
+      installedMs: median(installed),
+      sweepMs,
+      swept: `${swept.refreshed} refreshed of ${l.due} due, ${swept.pages} pages, ${swept.failed} failed, concurrency ${refresher.concurrency}, token endpoint peak ${endpoint.peakInFlight} at once`,
+      loopMaxMs: loop.max / 1e6,
+      loopP99Ms: loop.percentile(99) / 1e6,
+      idleMaxMs: idle.max / 1e6,
+      gcMaxMs,
+      longest,
+      busyMaxMs: busyMax.maxMs,
+      busyGaps: busyMax.gaps,
+      concurrency: config.refresher.maxConcurrency,
+      callsDuringSweep: `${during.length} calls, p50 ${ms(median(during))}, p99 ${ms(pct(during, 0.99))}`,
+      bytesPerEntry,
+      lruBound,
+    }
+  } finally {
+    await ghl?.close()
+    await endpoint.close()
+    await db.drop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The proxy hop: the same GET direct to the API, and through `/proxy/locations/:id/…`, at concurrency 64. */
+async function proxyHop(): Promise<void> {
+  const endpoint = await startTokenEndpoint({ latencyMs: LATENCY_MS })
+  const dir = mkdtempSync(join(tmpdir(), 'ghl-scale-proxy-'))
+  const apiKey = randomBytes(24).toString('base64url')
+  const agent = new Agent({ keepAliveTimeout: 60_000, connections: 64 })
+  const servers: Array<{ close: () => Promise<unknown>; connector: Connector }> = []
+  const start = async (level: 'info' | 'silent') => {
+    const config = loadConfig({ env: env(join(dir, `${level}.db`), endpoint.url, { GHL_CONNECTOR_API_KEY: apiKey, LOG_LEVEL: level }) })
+    // Lines are formatted and redacted as in production, then written to /dev/null (not a terminal).
+    const logger = createLogger({ level, destination: destination({ dest: '/dev/null', sync: false }) })
+    const connector = await createConnector({ config, logger, background: false })
+    await connector.vault.installations.upsert({
+      clientId: config.clientId, companyId: 'co-proxy', locationId: 'loc-proxy', userType: 'Location', scopes: ['contacts.readonly', 'locations.readonly'], source: 'oauth',
+      tokens: { accessToken: 'at.proxy', refreshToken: 'rt.loc-proxy.co-proxy.0', expiresAt: new Date(Date.now() + 20 * 3600_000) },
+    })
+    const app = await buildServer(connector)
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    servers.push({ close: () => app.close(), connector })
+    return url
+  }
+  try {
+    const infoUrl = await start('info')
+    const silentUrl = await start('silent')
+    const direct = async () => {
+      const res = await request(`${endpoint.url}/contacts/c1`, { dispatcher: agent, headers: { authorization: 'Bearer at.proxy', version: '2021-07-28' } })
+      await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`direct answered ${res.statusCode}`)
+    }
+    const via = (base: string) => async () => {
+      const res = await request(`${base}/proxy/locations/loc-proxy/contacts/c1`, { dispatcher: agent, headers: { 'x-connector-key': apiKey, version: '2021-07-28' } })
+      await res.body.text()
+      if (res.statusCode !== 200) throw new Error(`proxy answered ${res.statusCode}`)
+    }
+    const rps = async (one: () => Promise<void>, n: number): Promise<number> => {
+      const t = performance.now()
+      await timed(n, 64, one)
+      return (n / (performance.now() - t)) * 1000
+    }
+    const sides: Array<[string, () => Promise<void>]> = [['direct', direct], ['proxy, LOG_LEVEL=info', via(infoUrl)], ['proxy, silent', via(silentUrl)]]
+    for (const [, one] of sides) await rps(one, 2000)
+    const ratios: Record<string, number[]> = { info: [], silent: [] }
+    const n = Number(process.env.BENCH_REQUESTS ?? 10_000)
+    console.log(`\nproxy hop: GET /contacts/c1, ${n} requests per side, concurrency 64, 5 rounds (rotating which side goes first)`)
+    for (let round = 0; round < 5; round++) {
+      const order = sides.map((_, i) => sides[(i + round) % sides.length]!)
+      const got = new Map<string, number>()
+      for (const [name, one] of order) got.set(name, await rps(one, n))
+      const d = got.get('direct')!
+      ratios.info!.push(got.get('proxy, LOG_LEVEL=info')! / d)
+      ratios.silent!.push(got.get('proxy, silent')! / d)
+      console.log(`  round ${round + 1}: ${[...got].map(([k, v]) => `${k} ${v.toFixed(0)} req/s`).join(', ')}`)
+    }
+    console.log(`  median proxy/direct, LOG_LEVEL=info: ${median(ratios.info!).toFixed(3)}; silent: ${median(ratios.silent!).toFixed(3)} (target: the hop costs ≤ 30 %, i.e. ≥ 0.70)`)
+  } finally {
+    for (const s of servers) {
+      await s.close()
+      await s.connector.close()
+    }
+    await agent.close()
+    await endpoint.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+console.log(`bench:scale — ${N.toLocaleString('en')} installations, dialects ${DIALECTS.join(', ')}, token endpoint ${LATENCY_MS} ms${gc ? '' : ' (run with --expose-gc for memory figures)'}`)
+const results = new Map<string, Figures | string>()
+for (const d of DIALECTS) results.set(d, await runDialect(d))
+
+const rows: Array<[string, (f: Figures) => string, string]> = [
+  ['seeding (insertMany)', (f) => `${(f.seedMs / 1000).toFixed(0)} s`, ''],
+  ['one call, location with no installation', (f) => `${ms(f.unknownMs)} (p99 ${ms(f.unknownP99)})`, '≤ 5 ms'],
+  ['20 such calls at once (until the last answers)', (f) => ms(f.unknown20Ms), '≤ 5 ms'],
+  ['a location covered by an agency install', (f) => ms(f.coveredMs), '≤ 5 ms'],
+  ['an installed location (not cached)', (f) => ms(f.installedMs), '≤ 5 ms'],
+  ['sweep, 10 % due, token endpoint 50 ms', (f) => `${(f.sweepMs / 1000).toFixed(1)} s (ceiling ${f.concurrency})`, '≤ 30 s at 100k'],
+  ['event loop delay during the sweep and calls: max', (f) => `${ms(f.loopMaxMs)} (p99 ${ms(f.loopP99Ms)})`, '≤ 20 ms'],
+  ['the same, idle for 3 s (this machine\'s noise)', (f) => ms(f.idleMaxMs), ''],
+  ['event loop busy (CPU time) between two turns: max', (f) => `${ms(f.busyMaxMs)} (${f.busyGaps} turns over 20 ms)`, '≤ 20 ms'],
+  ['longest garbage collection during the sweep', (f) => ms(f.gcMaxMs), ''],
+  ['longest statement during the sweep', (f) => ms(f.longest.ms), 'SQLite: ≤ 20 ms'],
+  ['memory per cached installation', (f) => `${f.bytesPerEntry.toFixed(0)} B`, '≤ 1 KB'],
+]
+const cell = (d: string, fmt: (f: Figures) => string): string => {
+  const r = results.get(d)!
+  return typeof r === 'string' ? 'skipped' : fmt(r)
+}
+if (DIALECTS.length > 0) console.log(`\n| at ${N.toLocaleString('en')} installations | ${DIALECTS.join(' | ')} | target |`)
+if (DIALECTS.length > 0) console.log(`|---|${DIALECTS.map(() => '---|').join('')}---|`)
+for (const [name, fmt, target] of DIALECTS.length > 0 ? rows : []) console.log(`| ${name} | ${DIALECTS.map((d) => cell(d, fmt)).join(' | ')} | ${target} |`)
+for (const d of DIALECTS) {
+  const r = results.get(d)!
+  if (typeof r === 'string') console.log(`${d}: skipped (${r})`)
+  else console.log(`${d}: longest statement: ${r.longest.sql}…; sweep: ${r.swept}; calls during the sweep: ${r.callsDuringSweep}; cache bound: ${r.lruBound}`)
+}
+if (args.proxy && !args['no-proxy']) await proxyHop()

@@ -1,0 +1,68 @@
+/**
+ * The background refresher at scale, in counts: it never reads more than one page per query (every
+ * statement of a sweep returns at most `pageSize` rows), works the whole backlog, and several instances
+ * (two vaults on one PostgreSQL) sharing the sweep never refresh one installation twice.
+ */
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { DIALECTS, dialectSkipReason, postgresSkipReason } from '../helpers/services.js'
+import { QueryLog, createScaleWorld, type ScaleWorld } from './setup.js'
+
+const PAGE = 50
+const DUE = 500
+
+for (const dialect of DIALECTS) {
+  describe(`the refresher's pages (${dialect})`, { skip: await dialectSkipReason(dialect) }, () => {
+    let world: ScaleWorld
+    before(async () => {
+      world = await createScaleWorld(dialect, { installations: 1500, due: DUE })
+    })
+    after(() => world?.cleanup())
+
+    test(`a sweep of ${DUE} due with pages of ${PAGE}: no statement returns more than a page, each due row refreshed once`, async () => {
+      const tokens = world.tokens()
+      const refresher = tokens.startBackgroundRefresher({ intervalMs: 60_000, pageSize: PAGE })
+      let result = { refreshed: 0, examined: 0, failed: 0, pages: 0 }
+      const queries = await world.log.during(async () => {
+        result = await refresher.sweep()
+      })
+      await refresher.stop()
+      assert.equal(result.refreshed, DUE)
+      assert.equal(result.failed, 0)
+      assert.equal(world.endpoint.refreshed, DUE)
+      assert.equal(world.endpoint.reused, 0)
+      assert.ok([...world.endpoint.perLocation.values()].every((n) => n === 1))
+      // Ten full pages and the empty one that ends the sweep.
+      assert.equal(result.pages, DUE / PAGE + 1)
+      const largest = Math.max(...queries.map((q) => q.rows))
+      assert.ok(largest <= PAGE, `a statement returned ${largest} rows`)
+      // Positive control: the page reads are seen, and they are full.
+      assert.equal(queries.filter((q) => q.rows === PAGE && /^select/i.test(q.sql)).length >= DUE / PAGE, true)
+      // Nothing is due any more: the next sweep reads one empty page per range.
+      const again = await world.log.during(() => refresher.sweep())
+      assert.ok(again.every((q) => q.rows === 0))
+    })
+  })
+}
+
+describe('two instances on one PostgreSQL share a sweep', { skip: await postgresSkipReason() }, () => {
+  let world: ScaleWorld
+  before(async () => {
+    world = await createScaleWorld('postgres', { installations: 1500, due: DUE, latencyMs: 5 })
+  })
+  after(() => world?.cleanup())
+
+  test('never the same installation twice, and both do part of the work', async () => {
+    const second = await world.openVault(new QueryLog())
+    const a = world.tokens().startBackgroundRefresher({ intervalMs: 60_000, pageSize: PAGE })
+    const b = world.tokens({ vault: second }).startBackgroundRefresher({ intervalMs: 60_000, pageSize: PAGE })
+    const [ra, rb] = await Promise.all([a.sweep(), b.sweep()])
+    await Promise.all([a.stop(), b.stop()])
+    assert.equal(world.endpoint.reused, 0)
+    assert.equal(world.endpoint.refreshed, DUE)
+    assert.equal(world.endpoint.perLocation.size, DUE)
+    assert.ok([...world.endpoint.perLocation.values()].every((n) => n === 1))
+    assert.equal(ra.refreshed + rb.refreshed, DUE)
+    assert.ok(ra.refreshed > 0 && rb.refreshed > 0, `split ${ra.refreshed} / ${rb.refreshed}`)
+  })
+})
