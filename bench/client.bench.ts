@@ -5,7 +5,8 @@
  * scopes, limiter off) — and the client on a static token, against a local keep-alive server,
  * concurrency 64, rounds rotating which side goes first; then the limiter's own cost and the proxy's
  * operation lookup (matchOperation).
- * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici.
+ * Then the console's call recorder on vs off (`recordCalls`).
+ * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici; recorder on ≥ 0.97 × off.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -130,6 +131,38 @@ for (let round = 1; round <= ROUNDS; round++) {
 console.log(`median typed/untyped: ${median(ratios.typedUntyped).toFixed(3)} (target ≥ 0.95)`)
 console.log(`median typed/raw:     ${median(ratios.typedRaw).toFixed(3)} (target ≥ 0.85)`)
 console.log(`median untyped/raw:   ${median(ratios.untypedRaw).toFixed(3)} (target ≥ 0.85)`)
+
+// The console's call recorder (last calls, per-minute counts, counters flushed in batches, metrics):
+// the same connector set-up on the same database with `recordCalls: false`, side by side. Besides
+// req/s, the process's CPU time per call: on a machine shared with other work, wall-clock rates swing
+// by ±20 % from round to round, while CPU per call (client + the local server, the same on both sides)
+// is what bounds the throughput of a busy process.
+console.log('\nrecorder cost (ghl.location(id).get(), recordCalls on vs off)')
+const ghlOff = await createConnector({ background: false, recordCalls: false, config: ghl.config })
+const offCall = (): Promise<unknown> => ghlOff.location('loc-bench').get('/contacts/c-bench')
+await run('warm-up', offCall, 5000)
+const withCpu = async (name: string, one: () => Promise<unknown>) => {
+  const c0 = process.cpuUsage()
+  const r = await run(name, one)
+  const c = process.cpuUsage(c0)
+  return { ...r, cpuUs: (c.user + c.system) / REQUESTS }
+}
+const recorderRatios: number[] = []
+const recorderCpuRatios: number[] = []
+for (let round = 1; round <= ROUNDS * 2; round++) {
+  const onFirst = round % 2 === 1
+  const on0 = onFirst ? await withCpu('recorder on', untypedCall) : undefined
+  const off = await withCpu('recorder off', offCall)
+  const on = on0 ?? (await withCpu('recorder on', untypedCall))
+  recorderRatios.push(on.rps / off.rps)
+  recorderCpuRatios.push(off.cpuUs / on.cpuUs)
+  console.log(
+    `  ${show(off)}   cpu ${off.cpuUs.toFixed(1)} µs/call\n  ${show(on)}   cpu ${on.cpuUs.toFixed(1)} µs/call\n` +
+      `  on/off: req/s ${(on.rps / off.rps).toFixed(3)}, by CPU per call ${(off.cpuUs / on.cpuUs).toFixed(3)}`,
+  )
+}
+console.log(`median recorder on/off: req/s ${median(recorderRatios).toFixed(3)}, by CPU per call ${median(recorderCpuRatios).toFixed(3)} (target ≥ 0.97)`)
+await ghlOff.close()
 await ghl.close()
 rmSync(dataDir, { recursive: true, force: true })
 
