@@ -92,6 +92,10 @@ function time(at: Date | null | undefined): string {
 
 const KIND_LABEL = { agency: 'Agency', location: 'Sub-account', minted: 'Sub-account (from agency)' } as const
 
+function nameLink(i: InstallationView): string {
+  return `<a href="/installations/${encodeURIComponent(i.id)}" class="name">${e(i.name ?? i.locationId ?? i.companyId)}</a>`
+}
+
 function nameCell(i: InstallationView): string {
   const name = i.name ?? (i.locationId ?? i.companyId)
   return `<a href="/installations/${encodeURIComponent(i.id)}" class="name">${e(name)}</a><br><span class="muted">${e(KIND_LABEL[i.kind])}</span>`
@@ -140,7 +144,8 @@ export function installationsPage(input: {
   const rows = result.items
     .map(
       (i) => `<tr data-installation-id="${e(i.id)}">
-  <td class="wrapok">${nameCell(i)}</td>
+  <td class="wrapok">${nameLink(i)}</td>
+  <td>${e(KIND_LABEL[i.kind])}</td>
   <td><code>${e(i.locationId ?? '—')}</code><br><code class="muted">${e(i.companyId)}</code></td>
   <td class="hide-narrow">${e(i.planId ?? '—')}</td>
   <td class="wrapok">${statusCell(i, input.publicUrl)}</td>
@@ -152,7 +157,7 @@ export function installationsPage(input: {
     )
     .join('\n')
   const table = result.items.length
-    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))} installation${result.total === 1 ? '' : 's'}${filtered ? ' match' : ''}</caption><thead><tr><th scope="col">Name · kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col" class="hide-narrow">Last refresh</th><th scope="col">Last call</th><th scope="col">Calls today / budget</th></tr></thead><tbody>${rows}</tbody></table></div>`
+    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))} installation${result.total === 1 ? '' : 's'}${filtered ? ' match' : ''}</caption><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col" class="hide-narrow">Last refresh</th><th scope="col">Last call</th><th scope="col">Calls today / budget</th></tr></thead><tbody>${rows}</tbody></table></div>`
     : filtered
       ? `<p id="no-match" class="muted">No installation matches these filters.</p>`
       : `<p id="no-installations" class="muted">No installations yet. Click Install to add one.</p>`
