@@ -31,9 +31,12 @@ export interface InstallationView extends InstallationSummary {
 export interface InstallationListResult {
   items: InstallationView[]
   next?: string
-  /** Rows matching the filters (all pages). */
+  /** Rows matching the filters (all pages), counted up to {@link COUNT_MAX}: `COUNT_MAX` means "at least". */
   total: number
 }
+
+/** Counting the matches of a list stops here (the page says "10,000+"): a count must not read 100,000 rows. */
+export const COUNT_MAX = 10_000
 
 /** The rate-limit budget of one resource now. */
 export interface BudgetNow {
@@ -112,7 +115,10 @@ export class OperatorService {
   /** A page of installations with their counters; missing names are looked up in the background. */
   async list(query: InstallationQuery): Promise<InstallationListResult> {
     const { cursor: _cursor, limit: _limit, ...filters } = query
-    const [page, total] = await Promise.all([this.#c.installationsPage(query), this.#c.vault.installations.count({ clientId: this.#c.config.clientId, ...filters })])
+    const [page, total] = await Promise.all([
+      this.#c.installationsPage(query),
+      this.#c.vault.installations.count({ clientId: this.#c.config.clientId, ...filters }, { max: COUNT_MAX }),
+    ])
     const items = await this.names.resolve(page.items)
     return { items: await this.#views(items), ...(page.next ? { next: page.next } : {}), total }
   }

@@ -242,8 +242,8 @@ export interface InstallationStore {
   list(filter?: InstallationFilter): Promise<InstallationSummary[]>
   /** A page for people: search, filters, keyset paging on indexed columns. */
   page(query: InstallationQuery): Promise<InstallationPage>
-  /** How many rows match (for the page's counters). */
-  count(query: Omit<InstallationQuery, 'cursor' | 'limit'>): Promise<number>
+  /** How many rows match (for the page's counters); with `max`, counting stops there (the answer is at most `max`). */
+  count(query: Omit<InstallationQuery, 'cursor' | 'limit'>, options?: { max?: number }): Promise<number>
   /** The version only: a cheap "has someone else changed it" check. */
   getVersion(id: string): Promise<number | undefined>
 

@@ -127,6 +127,41 @@ for (const dialect of DIALECTS) {
       await assert.rejects(vault.console.addCalls('yesterday', []), /YYYY-MM-DD/)
     })
 
+    test('installation search: the start of a name in any case, exact ids, wildcards taken literally; capped count; paging', async () => {
+      const clientId = 'app-1'
+      const tokens = { accessToken: 'a', refreshToken: 'r', expiresAt: new Date(T0 + 3_600_000) }
+      const names = ['Acme Dental', 'acme roofing', 'ACMEX Spa', 'Zeta 100% Realty', 'Zeta_Law', 'Ünïcode Café', 'Beta']
+      const ids: string[] = []
+      for (const [n, name] of names.entries()) {
+        clock.advance(1000)
+        ids.push((await vault.installations.upsert({ clientId, companyId: `co-${n}`, locationId: `loc-${n}`, userType: 'Location', scopes: [], source: 'oauth', locationName: name, tokens })).id)
+      }
+      await vault.installations.upsert({ clientId: 'other-app', companyId: 'co-x', locationId: 'loc-x', userType: 'Location', scopes: [], source: 'oauth', locationName: 'Acme Other App', tokens })
+      const search = async (text: string) => (await vault.installations.page({ clientId, search: text })).items.map((i) => i.locationName).sort()
+      assert.deepEqual(await search('acme'), ['ACMEX Spa', 'Acme Dental', 'acme roofing'])
+      assert.deepEqual(await search('ACME R'), ['acme roofing'])
+      assert.deepEqual(await search('acme d'), ['Acme Dental'])
+      assert.deepEqual(await search('Zeta 100%'), ['Zeta 100% Realty'])
+      assert.deepEqual(await search('Zeta_'), ['Zeta_Law'])
+      assert.deepEqual(await search('zeta%'), [])
+      assert.deepEqual(await search('Ünï'), ['Ünïcode Café'])
+      assert.deepEqual(await search('loc-6'), ['Beta'])
+      assert.deepEqual(await search(ids[1]!), ['acme roofing'])
+      assert.deepEqual(await search('co-3'), ['Zeta 100% Realty'])
+      assert.deepEqual(await search('cme'), [], 'a prefix, not a substring')
+      assert.equal(await vault.installations.count({ clientId }), 7)
+      assert.equal(await vault.installations.count({ clientId }, { max: 3 }), 3)
+      assert.equal(await vault.installations.count({ clientId, search: 'acme' }, { max: 100 }), 3)
+      const first = await vault.installations.page({ clientId, limit: 4 })
+      assert.deepEqual(first.items.map((i) => i.id), ids.slice(3).reverse(), 'newest first')
+      const second = await vault.installations.page({ clientId, limit: 4, cursor: first.next! })
+      assert.deepEqual(second.items.map((i) => i.id), ids.slice(0, 3).reverse())
+      assert.equal(second.next, undefined)
+      const needs = await vault.installations.setStatus(ids[0]!, 'needs_reauthorization', { reason: 'x' })
+      assert.ok(needs)
+      assert.deepEqual((await vault.installations.page({ clientId, status: 'needs_reauthorization' })).items.map((i) => i.id), [ids[0]])
+    })
+
     test('installations by status, audit actions and webhook events per bucket', async () => {
       const clientId = 'app-1'
       const tokens = { accessToken: 'a', refreshToken: 'r', expiresAt: new Date(T0 + 3_600_000) }

@@ -7,7 +7,7 @@
  * page ever receives a token.
  */
 import type { CallRecord } from '../../client/steps/record.js'
-import type { ChartSeries, InstallationDetail, InstallationListResult, InstallationView } from '../../operator/operator-service.js'
+import { COUNT_MAX, type ChartSeries, type InstallationDetail, type InstallationListResult, type InstallationView } from '../../operator/operator-service.js'
 import type { AuditRecord, InstallationQuery, WebhookEventRecord } from '../../vault/types.js'
 import { escapeHtml } from '../html.js'
 
@@ -157,7 +157,7 @@ export function installationsPage(input: {
     )
     .join('\n')
   const table = result.items.length
-    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))} installation${result.total === 1 ? '' : 's'}${filtered ? ' match' : ''}</caption><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col" class="hide-narrow">Last refresh</th><th scope="col">Last call</th><th scope="col">Calls today / budget</th></tr></thead><tbody>${rows}</tbody></table></div>`
+    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))}${result.total >= COUNT_MAX ? '+' : ''} installation${result.total === 1 ? '' : 's'}${filtered ? ' match' : ''}</caption><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col" class="hide-narrow">Last refresh</th><th scope="col">Last call</th><th scope="col">Calls today / budget</th></tr></thead><tbody>${rows}</tbody></table></div>`
     : filtered
       ? `<p id="no-match" class="muted">No installation matches these filters.</p>`
       : `<p id="no-installations" class="muted">No installations yet. Click Install to add one.</p>`

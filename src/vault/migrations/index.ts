@@ -22,7 +22,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
         '0002-webhook-claims': webhookClaimsMigration(),
         '0003-lifecycle-and-scale': lifecycleAndScaleMigration(),
         '0004-marketplace': marketplaceMigration(),
-        '0005-console': consoleMigration(),
+        '0005-console': consoleMigration(dialect),
       }
     },
   }
