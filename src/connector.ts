@@ -141,7 +141,7 @@ export class Connector {
     })
     this.calls = parts.recordCalls === false ? undefined : new CallRecorder({ store: vault.console, clock, logger, listeners: [(call) => this.metrics.observeCall(call)] })
     this.#limiter = config.rateLimit.enabled
-      ? this.metrics.instrument(createRateLimiter(config.rateLimit, { clientId: config.clientId, redis, clock }))
+      ? this.metrics.instrument(createRateLimiter(config.rateLimit, { clientId: config.clientId, redis, clock }), (at) => this.calls?.noteQueued(at))
       : undefined
     this.client = new HighLevelClient({
       baseUrl: config.apiUrl,

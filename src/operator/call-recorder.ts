@@ -96,6 +96,7 @@ export class CallRecorder implements CallObserver {
   /** Count per (minute slot, class); `#minuteOf[slot]` says which minute the slot holds now. */
   readonly #perMinute = new Float64Array(MINUTES * CLASS_COUNT)
   readonly #minuteOf = new Float64Array(MINUTES).fill(-1)
+  readonly #queuedPerMinute = new Float64Array(MINUTES)
   readonly #timer: NodeJS.Timeout
   #flushing: Promise<void> | undefined
   #closed = false
@@ -116,14 +117,26 @@ export class CallRecorder implements CallObserver {
     this.#listeners.push(listener)
   }
 
-  record(call: CallRecord): void {
-    const cls = statusClass(call.status)
-    const minute = Math.floor(call.at / 60_000)
+  /** The slot of a minute, cleared when it last held an older minute. */
+  #slot(at: number): number {
+    const minute = Math.floor(at / 60_000)
     const slot = minute % MINUTES
     if (this.#minuteOf[slot] !== minute) {
       this.#minuteOf[slot] = minute
       this.#perMinute.fill(0, slot * CLASS_COUNT, slot * CLASS_COUNT + CLASS_COUNT)
+      this.#queuedPerMinute[slot] = 0
     }
+    return slot
+  }
+
+  /** A call waited in the rate-limit queue instead of being sent into a 429 (the limiter's wrapper tells). */
+  noteQueued(at: number): void {
+    this.#queuedPerMinute[this.#slot(at)]! += 1
+  }
+
+  record(call: CallRecord): void {
+    const cls = statusClass(call.status)
+    const slot = this.#slot(call.at)
     this.#perMinute[slot * CLASS_COUNT + CLASS_INDEX[cls]]! += 1
     for (const listener of this.#listeners) listener(call)
     const id = call.installationId
@@ -168,7 +181,7 @@ export class CallRecorder implements CallObserver {
    * Calls per bucket and status class over the last `minutes` (at most a day), oldest bucket first:
    * `buckets[i][class]`, each bucket `bucketMinutes` long.
    */
-  series(minutes: number, bucketMinutes: number): { start: number; bucketMs: number; buckets: Array<Record<StatusClass, number>> } {
+  series(minutes: number, bucketMinutes: number): { start: number; bucketMs: number; buckets: Array<Record<StatusClass, number>>; queued: number[] } {
     const span = Math.min(MINUTES, Math.max(1, Math.floor(minutes)))
     const per = Math.max(1, Math.floor(bucketMinutes))
     const nowMinute = Math.floor(this.#clock.now() / 60_000)
@@ -176,13 +189,16 @@ export class CallRecorder implements CallObserver {
     // Buckets start at multiples of their length (as the vault's aggregates do), the last one holding now.
     const firstMinute = Math.floor(nowMinute / per) * per - (count - 1) * per
     const buckets = Array.from({ length: count }, () => Object.fromEntries(STATUS_CLASSES.map((c) => [c, 0])) as Record<StatusClass, number>)
+    const queued = new Array<number>(count).fill(0)
     for (let m = Math.max(firstMinute, nowMinute - MINUTES + 1); m <= nowMinute; m++) {
       const slot = ((m % MINUTES) + MINUTES) % MINUTES
       if (this.#minuteOf[slot] !== m) continue
-      const bucket = buckets[Math.floor((m - firstMinute) / per)]!
+      const b = Math.floor((m - firstMinute) / per)
+      const bucket = buckets[b]!
       for (let c = 0; c < CLASS_COUNT; c++) bucket[STATUS_CLASSES[c]!] += this.#perMinute[slot * CLASS_COUNT + c]!
+      queued[b]! += this.#queuedPerMinute[slot]!
     }
-    return { start: firstMinute * 60_000, bucketMs: per * 60_000, buckets }
+    return { start: firstMinute * 60_000, bucketMs: per * 60_000, buckets, queued }
   }
 
   /** Writes the pending counters to the vault now (one batch); concurrent calls share one write. */

@@ -16,6 +16,8 @@ import type { AcquireOptions, RateLimiter } from '../ratelimit/rate-limiter.js'
 import { STATUS_CLASSES, statusClass, type StatusClass } from './call-recorder.js'
 
 const CLASS_INDEX = Object.fromEntries(STATUS_CLASSES.map((c, i) => [c, i])) as Record<StatusClass, number>
+/** A wait for a rate-limit slot this long or longer counts as queued (a 429 avoided), not as the limiter's own cost. */
+export const QUEUED_MS = 5
 const LATENCY_BUCKETS = [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
 /** What the scrape-time gauges read. */
@@ -156,8 +158,11 @@ export class ConnectorMetrics {
     this.#webhookRequests.inc({ outcome })
   }
 
-  /** Wraps a limiter so that its queue length and wait times are measured. */
-  instrument(limiter: RateLimiter): RateLimiter {
+  /**
+   * Wraps a limiter so that its queue length and wait times are measured; `onQueued` hears of every
+   * call that had to wait (at least {@link QUEUED_MS}) — a 429 avoided.
+   */
+  instrument(limiter: RateLimiter, onQueued?: (at: number) => void): RateLimiter {
     const wait = this.#wait
     const acquire = async (resource: string, options?: AcquireOptions): Promise<void> => {
       const start = performance.now()
@@ -166,7 +171,9 @@ export class ConnectorMetrics {
         await limiter.acquire(resource, options)
       } finally {
         this.#queued--
-        wait.observe((performance.now() - start) / 1000)
+        const ms = performance.now() - start
+        wait.observe(ms / 1000)
+        if (ms >= QUEUED_MS) onQueued?.(Date.now())
       }
     }
     return {

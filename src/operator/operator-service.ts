@@ -217,11 +217,11 @@ export class OperatorService {
   }
 
   /** The charts of a window: calls per bucket by status class, token outcomes, webhook events by type. */
-  async charts(window: ChartWindow): Promise<{ calls: ChartSeries; tokens: ChartSeries; webhooks: ChartSeries }> {
+  async charts(window: ChartWindow): Promise<{ calls: ChartSeries; limits: ChartSeries; tokens: ChartSeries; webhooks: ChartSeries }> {
     const minutes = window === 'hour' ? 60 : 1440
     const bucketMinutes = window === 'hour' ? 1 : 30
     const bucketMs = bucketMinutes * 60_000
-    const empty = { start: Date.now(), bucketMs, buckets: [] as Array<Record<StatusClass, number>> }
+    const empty = { start: Date.now(), bucketMs, buckets: [] as Array<Record<StatusClass, number>>, queued: [] as number[] }
     const calls = this.#c.calls?.series(minutes, bucketMinutes) ?? empty
     const start = calls.buckets.length ? calls.start : Math.floor((Date.now() - minutes * 60_000) / bucketMs) * bucketMs + bucketMs
     const count = Math.ceil(minutes / bucketMinutes)
@@ -231,6 +231,7 @@ export class OperatorService {
     ])
     return {
       calls: { start, bucketMs, series: [...STATUS_CLASSES], values: calls.buckets.map((b) => STATUS_CLASSES.map((c) => b[c])) },
+      limits: { start, bucketMs, series: ['queued (429 avoided)', '429 received'], values: calls.buckets.map((b, i) => [calls.queued[i] ?? 0, b['429']]) },
       tokens: bucketed(start, bucketMs, count, tokens),
       webhooks: bucketed(start, bucketMs, count, hooks),
     }

@@ -10,6 +10,8 @@ import { parseKeys } from '../../src/config.js'
 import { ManualClock } from '../../src/clock.js'
 import { silentLogger } from '../../src/logger.js'
 import { CallRecorder } from '../../src/operator/call-recorder.js'
+import { ConnectorMetrics } from '../../src/operator/connector-metrics.js'
+import { MemoryRateLimiter } from '../../src/ratelimit/index.js'
 import type { CallRecord } from '../../src/client/steps/record.js'
 import type { CallStatsDelta, ConsoleStore, Vault } from '../../src/vault/types.js'
 import { DIALECTS, freshDatabase, testKey, dialectSkipReason } from '../helpers/services.js'
@@ -70,6 +72,26 @@ describe('CallRecorder', () => {
     assert.equal(recorder.pending('inst-0'), undefined)
     await recorder.flush()
     assert.equal(store.batches.length, 1, 'an empty flush writes nothing')
+    await recorder.close()
+  })
+
+  test('calls that waited for a rate-limit slot are counted as queued (429s avoided) beside the 429s received', async () => {
+    const recorder = new CallRecorder({ store: recordingStore(), clock: { now: () => Date.now() }, logger: silentLogger(), flushMs: 3_600_000 })
+    const metrics = new ConnectorMetrics({ installationsByStatus: async () => ({}), webhookEvents: async () => [], readiness: async () => ({ checks: {} }) })
+    const inner = new MemoryRateLimiter({ enabled: true, burstMax: 1, burstWindowMs: 100, dailyMax: 1000, dailyWindowMs: 86_400_000, maxQueue: 10 })
+    const limiter = metrics.instrument(inner, (at) => recorder.noteQueued(at))
+    await limiter.acquire('loc-1')
+    limiter.observe('loc-1', {})
+    await limiter.acquire('loc-1') // the burst of 1 is spent: this one waits for the window
+    limiter.observe('loc-1', {})
+    recorder.record(call({ at: Date.now(), status: 429 }))
+    const s = recorder.series(60, 1)
+    assert.equal(s.queued.reduce((a, b) => a + b, 0), 1, 'one call queued, the first went at once')
+    assert.equal(s.buckets.reduce((a, b) => a + b['429'], 0), 1)
+    const text = (await metrics.text()).body
+    assert.match(text, /ghl_ratelimit_wait_seconds_count 2/)
+    assert.match(text, /ghl_ratelimit_queue_length 0/)
+    await limiter.close()
     await recorder.close()
   })
 

@@ -357,8 +357,8 @@ export function barChart(id: string, caption: string, s: ChartSeries, colours?: 
 }
 
 /** The three charts of a window. */
-export function chartsBlock(c: { calls: ChartSeries; tokens: ChartSeries; webhooks: ChartSeries }, window: 'hour' | 'day', otherWindowHref: string): string {
+export function chartsBlock(c: { calls: ChartSeries; limits: ChartSeries; tokens: ChartSeries; webhooks: ChartSeries }, window: 'hour' | 'day', otherWindowHref: string): string {
   const per = window === 'hour' ? 'per minute' : 'per 30 min'
-  return `<div class="charts">${barChart('chart-calls', `Calls to HighLevel ${per}, by status`, c.calls, CLASS_COLOURS)}${barChart('chart-tokens', `Token refreshes and mints ${per}, by outcome`, c.tokens)}${barChart('chart-webhooks', `Webhook events ${per}, by type`, c.webhooks)}</div>
+  return `<div class="charts">${barChart('chart-calls', `Calls to HighLevel ${per}, by status`, c.calls, CLASS_COLOURS)}${barChart('chart-limits', `Rate limit ${per}: calls queued (429s avoided) vs 429s received`, c.limits, { 'queued (429 avoided)': 'var(--c3xx)', '429 received': 'var(--c429)' })}${barChart('chart-tokens', `Token refreshes and mints ${per}, by outcome`, c.tokens)}${barChart('chart-webhooks', `Webhook events ${per}, by type`, c.webhooks)}</div>
 <p class="muted"><a id="chart-window" href="${e(otherWindowHref)}">Show the last ${window === 'hour' ? 'day' : 'hour'}</a></p>`
 }
