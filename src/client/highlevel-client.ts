@@ -82,7 +82,7 @@ export class HighLevelClient {
       retry(options.retry ?? {}, this.#clock, logger),
     ]
     if (options.limiter) steps.push(rateLimit(options.limiter, this.#clock, logger))
-    if (options.observer) steps.unshift(record(options.observer))
+    if (options.observer) steps.unshift(record(options.observer, this.#clock))
     this.#handler = compose(steps, send(this.#dispatcher, url.origin, url.pathname.replace(/\/+$/, '')))
   }
 

@@ -15,6 +15,10 @@ import { MemoryRateLimiter } from '../../src/ratelimit/index.js'
 import type { CallRecord } from '../../src/client/steps/record.js'
 import type { CallStatsDelta, ConsoleStore, Vault } from '../../src/vault/types.js'
 import { DIALECTS, freshDatabase, testKey, dialectSkipReason } from '../helpers/services.js'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import { HighLevelClient } from '../../src/client/index.js'
+import type { AccessGrant, TokenProvider } from '../../src/tokens/types.js'
 
 const T0 = Date.UTC(2026, 0, 1, 10, 0, 0)
 
@@ -35,6 +39,44 @@ function recordingStore(): ConsoleStore & { batches: Array<{ day: string; deltas
     webhookCounts: async () => [],
   }
 }
+
+describe('record step', () => {
+  test('the client tells the observer each call once: status, path without query, trace id, HighLevel\'s budget headers; no answer is status 0 with its code; never the token', async () => {
+    const server = createServer((req, res) => {
+      if (req.url!.startsWith('/fail')) return void res.writeHead(404, { 'content-type': 'application/json', 'x-trace-id': 'trace-404' }).end('{"message":"nope"}')
+      res.writeHead(200, { 'content-type': 'application/json', 'x-trace-id': 'trace-ok', 'x-ratelimit-remaining': '97', 'x-ratelimit-daily-remaining': '199000' }).end('{"ok":true}')
+    })
+    server.listen(0, '127.0.0.1')
+    await once(server, 'listening')
+    const base = `http://127.0.0.1:${(server.address() as { port: number }).port}`
+    const grant: AccessGrant = { accessToken: 'secret-token-value', installationId: 'inst-9', version: 1, expiresAt: Date.now() + 3_600_000, resourceId: 'loc-9', scopes: [], userType: 'Location' }
+    const tokens: TokenProvider = { getAccessToken: async () => grant, onUnauthorized: async () => grant, invalidate: () => {} }
+    const calls: CallRecord[] = []
+    const client = new HighLevelClient({ baseUrl: base, apiVersion: '2021-07-28', tokens, observer: { record: (c) => calls.push(c) }, retry: { maxRetries: 0 } })
+    const unreachable = new HighLevelClient({ baseUrl: 'http://127.0.0.1:9', apiVersion: '2021-07-28', tokens, observer: { record: (c) => calls.push(c) }, retry: { maxRetries: 0 } })
+    try {
+      await client.forTarget({ kind: 'location', id: 'loc-9' }).get('/contacts/c1', { query: { locationId: 'loc-9', q: 'private' } })
+      await assert.rejects(client.forTarget({ kind: 'location', id: 'loc-9' }).get('/fail/x'))
+      await assert.rejects(unreachable.forTarget({ kind: 'location', id: 'loc-9' }).get('/contacts/c2'))
+      assert.equal(calls.length, 3)
+      assert.deepEqual(
+        calls.map((c) => [c.installationId, c.method, c.path, c.status, c.traceId, c.errorCode]),
+        [
+          ['inst-9', 'GET', '/contacts/c1', 200, 'trace-ok', undefined],
+          ['inst-9', 'GET', '/fail/x', 404, 'trace-404', undefined],
+          ['inst-9', 'GET', '/contacts/c2', 0, undefined, 'GHL_NETWORK'],
+        ],
+      )
+      assert.equal(calls[0]!.burstRemaining, 97)
+      assert.equal(calls[0]!.dailyRemaining, 199_000)
+      assert.ok(!JSON.stringify(calls).includes('secret-token-value') && !JSON.stringify(calls).includes('private'))
+    } finally {
+      await client.close()
+      await unreachable.close()
+      server.close()
+    }
+  })
+})
 
 describe('CallRecorder', () => {
   test('keeps the last N calls per installation, newest first, and counts per minute by status class', async () => {

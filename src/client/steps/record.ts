@@ -6,6 +6,7 @@
  * (the console's recorder only writes into memory; see `src/operator/call-recorder.ts`).
  */
 import { performance } from 'node:perf_hooks'
+import type { Clock } from '../../clock.js'
 import { GhlError, HighLevelApiError } from '../../errors.js'
 import { readRateLimitHeaders } from '../../ratelimit/headers.js'
 import { traceIdOf } from '../trace-id.js'
@@ -39,12 +40,12 @@ export interface CallObserver {
 }
 
 /** The record step (outermost). */
-export function record(observer: CallObserver): Step {
+export function record(observer: CallObserver, clock: Clock): Step {
   return (next) => async (req) => {
     const start = performance.now()
     try {
       const res = await next(req)
-      const call = callOf(req, res.status, performance.now() - start, traceIdOf(res.headers, res.data), undefined)
+      const call = callOf(req, clock.now(), res.status, performance.now() - start, traceIdOf(res.headers, res.data), undefined)
       const limits = readRateLimitHeaders(res.headers)
       call.burstRemaining = limits.remaining
       call.dailyRemaining = limits.dailyRemaining
@@ -52,16 +53,16 @@ export function record(observer: CallObserver): Step {
       return res
     } catch (err) {
       const status = err instanceof HighLevelApiError ? err.upstreamStatus : 0
-      observer.record(callOf(req, status, performance.now() - start, err instanceof HighLevelApiError ? err.traceId : undefined, err instanceof GhlError ? err.code : 'GHL_INTERNAL'))
+      observer.record(callOf(req, clock.now(), status, performance.now() - start, err instanceof HighLevelApiError ? err.traceId : undefined, err instanceof GhlError ? err.code : 'GHL_INTERNAL'))
       throw err
     }
   }
 }
 
-function callOf(req: PipelineRequest, status: number, durationMs: number, traceId: string | undefined, errorCode: string | undefined): CallRecord {
+function callOf(req: PipelineRequest, at: number, status: number, durationMs: number, traceId: string | undefined, errorCode: string | undefined): CallRecord {
   const q = req.path.indexOf('?')
   return {
-    at: Date.now(),
+    at,
     installationId: req.grant?.installationId ?? null,
     method: req.method,
     path: q === -1 ? req.path : req.path.slice(0, q),
