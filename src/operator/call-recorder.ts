@@ -56,21 +56,25 @@ const MINUTES = 1440
 const CLASS_COUNT = STATUS_CLASSES.length
 const CLASS_INDEX: Record<StatusClass, number> = Object.fromEntries(STATUS_CLASSES.map((c, i) => [c, i])) as Record<StatusClass, number>
 
-/** A ring of the last calls of one installation. */
+/**
+ * A ring of the last calls of one installation. Once full, its slots are overwritten in place (the
+ * caller's record is copied, not kept): the per-call objects die young instead of being promoted to the
+ * old generation by a ring that holds them for 50 calls.
+ */
 class Ring {
   readonly items: CallRecord[] = []
   next = 0
   constructor(readonly size: number) {}
   push(call: CallRecord): void {
-    if (this.items.length < this.size) this.items.push(call)
-    else this.items[this.next] = call
+    if (this.items.length < this.size) this.items.push({ ...call })
+    else Object.assign(this.items[this.next]!, call)
     this.next = (this.next + 1) % this.size
   }
-  /** Newest first. */
+  /** Newest first (copies). */
   newestFirst(): CallRecord[] {
     const out: CallRecord[] = []
     const n = this.items.length
-    for (let i = 1; i <= n; i++) out.push(this.items[(this.next - i + n * 2) % n]!)
+    for (let i = 1; i <= n; i++) out.push({ ...this.items[(this.next - i + n * 2) % n]! })
     return out
   }
 }
