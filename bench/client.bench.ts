@@ -5,7 +5,7 @@
  * scopes, limiter off) — and the client on a static token, against a local keep-alive server,
  * concurrency 64, rounds rotating which side goes first; then the limiter's own cost and the proxy's
  * operation lookup (matchOperation).
- * Then the console's call recorder on vs off (`recordCalls`).
+ * Then the console's call recorder on vs off (`recordCalls`), by CPU per call, with an off-vs-off control.
  * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici; recorder on ≥ 0.97 × off.
  */
 import { randomBytes } from 'node:crypto'
