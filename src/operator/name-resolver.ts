@@ -25,9 +25,12 @@ export interface NameResolverOptions {
   maxQueued?: number
 }
 
-/** Whether a row lacks the name the console shows for it and has a token to look it up with. */
-export function needsName(row: InstallationSummary): boolean {
-  if (row.status !== 'active' || row.expiresAt === null) return false
+/**
+ * Whether a row lacks the name the console shows for it and holds a token good for another minute to
+ * look it up with — a page view must never be what refreshes or mints a token.
+ */
+export function needsName(row: InstallationSummary, now = Date.now()): boolean {
+  if (row.status !== 'active' || row.expiresAt === null || row.expiresAt.getTime() < now + 60_000) return false
   return row.locationId === null ? !row.companyName : !row.locationName
 }
 
