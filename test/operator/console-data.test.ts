@@ -11,6 +11,8 @@ import { ManualClock } from '../../src/clock.js'
 import { silentLogger } from '../../src/logger.js'
 import { CallRecorder } from '../../src/operator/call-recorder.js'
 import { ConnectorMetrics } from '../../src/operator/connector-metrics.js'
+import { needsName } from '../../src/operator/name-resolver.js'
+import type { InstallationSummary } from '../../src/vault/types.js'
 import { MemoryRateLimiter } from '../../src/ratelimit/index.js'
 import type { CallRecord } from '../../src/client/steps/record.js'
 import type { CallStatsDelta, ConsoleStore, Vault } from '../../src/vault/types.js'
@@ -76,6 +78,18 @@ describe('record step', () => {
       server.close()
     }
   })
+})
+
+test('a name is looked up only for an active row without one whose token is good for another minute', () => {
+  const now = T0
+  const row = (over: Partial<InstallationSummary>) => ({ status: 'active', locationId: 'l', companyId: 'c', locationName: null, companyName: null, expiresAt: new Date(now + 3_600_000), ...over }) as InstallationSummary
+  assert.equal(needsName(row({}), now), true)
+  assert.equal(needsName(row({ locationName: 'Known' }), now), false)
+  assert.equal(needsName(row({ locationId: null, companyName: null }), now), true)
+  assert.equal(needsName(row({ locationId: null, companyName: 'Agency' }), now), false)
+  assert.equal(needsName(row({ expiresAt: new Date(now + 30_000) }), now), false, 'would need a refresh first')
+  assert.equal(needsName(row({ expiresAt: null }), now), false, 'a covered location not minted yet')
+  assert.equal(needsName(row({ status: 'needs_reauthorization' }), now), false)
 })
 
 describe('CallRecorder', () => {
