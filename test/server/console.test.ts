@@ -230,6 +230,38 @@ describe('pages', () => {
     assert.match(after.html, /data-action="refreshed"/)
   })
 
+  test('test call and mark uninstalled: each audited; uninstall wipes the tokens and the row stays', async () => {
+    const detail = await page(`/installations/${idB}`)
+    const cookie = String([detail.headers['set-cookie']].flat().find((c) => String(c).startsWith('ghl_csrf='))).split(';')[0]!
+    const csrf = /name="csrf" value="([^"]+)"/.exec(detail.html)![1]!
+    const act = async (action: string) => {
+      const res = await request(`${stack.url}/installations/${idB}/${action}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body: `confirm=yes&csrf=${encodeURIComponent(csrf)}`,
+      })
+      await res.body.dump()
+      return res
+    }
+    const called = await act('test-call')
+    assert.equal(called.statusCode, 303)
+    const testCalls = (await stack.connector.vault.audit.list(idB)).filter((e) => e.action === 'operator.test_call')
+    assert.deepEqual(testCalls.map((e) => [e.detail.ok, e.detail.status, e.detail.path]), [[true, 200, `/locations/${locB.locationId}`]])
+    const shown = await page(String(called.headers.location), { cookie })
+    assert.match(shown.html, /id="notice"[^>]*>Test call \/locations\/[^:]+: HTTP 200/)
+
+    const gone = await act('uninstall')
+    assert.equal(gone.statusCode, 303)
+    const row = await stack.connector.vault.installations.get(idB)
+    assert.equal(row!.status, 'uninstalled')
+    assert.equal(row!.tokens, null)
+    assert.equal((await stack.connector.vault.audit.list(idB)).filter((e) => e.action === 'operator.uninstall').length, 1)
+    await assert.rejects(stack.connector.location(locB.locationId).get(`/locations/${locB.locationId}`))
+    const after = await page(`/installations/${idB}`)
+    assert.match(after.html, /class="status-uninstalled"/)
+    assert.ok(!after.html.includes('id="uninstall"'), 'no uninstall button once uninstalled')
+  })
+
   test('unknown installation page is a 404 page', async () => {
     const res = await page('/installations/nope')
     assert.equal(res.status, 404)
