@@ -145,19 +145,19 @@ export function installationsPage(input: {
     .map(
       (i) => `<tr data-installation-id="${e(i.id)}">
   <td class="wrapok">${nameLink(i)}</td>
+  <td class="wrapok">${statusCell(i, input.publicUrl)}</td>
+  <td>${time(i.expiresAt)}</td>
+  <td>${budget(i)}</td>
+  <td>${time(i.lastCallAt)}</td>
   <td>${e(KIND_LABEL[i.kind])}</td>
   <td><code>${e(i.locationId ?? '—')}</code><br><code class="muted">${e(i.companyId)}</code></td>
   <td class="hide-narrow">${e(i.planId ?? '—')}</td>
-  <td class="wrapok">${statusCell(i, input.publicUrl)}</td>
-  <td>${time(i.expiresAt)}</td>
   <td class="hide-narrow">${time(i.lastRefreshAt)}</td>
-  <td>${time(i.lastCallAt)}</td>
-  <td>${budget(i)}</td>
 </tr>`,
     )
     .join('\n')
   const table = result.items.length
-    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))}${result.total >= COUNT_MAX ? '+' : ''} installation${result.total === 1 ? '' : 's'}${filtered ? ' match' : ''}</caption><thead><tr><th scope="col">Name</th><th scope="col">Kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col" class="hide-narrow">Last refresh</th><th scope="col">Last call</th><th scope="col">Calls today / budget</th></tr></thead><tbody>${rows}</tbody></table></div>`
+    ? `<div class="wrap"><table id="installations"><caption class="muted" style="text-align:left;padding:.4rem .55rem">${e(result.total.toLocaleString('en-US'))}${result.total >= COUNT_MAX ? '+' : ''} installation${result.total === 1 ? '' : 's'}${filtered ? (result.total === 1 ? ' matches' : ' match') : ''}</caption><thead><tr><th scope="col">Name</th><th scope="col">Status</th><th scope="col">Token expires</th><th scope="col">Calls today / budget</th><th scope="col">Last call</th><th scope="col">Kind</th><th scope="col">Location · company</th><th scope="col" class="hide-narrow">Plan</th><th scope="col" class="hide-narrow">Last refresh</th></tr></thead><tbody>${rows}</tbody></table></div>`
     : filtered
       ? `<p id="no-match" class="muted">No installation matches these filters.</p>`
       : `<p id="no-installations" class="muted">No installations yet. Click Install to add one.</p>`
