@@ -47,11 +47,11 @@ export class ConnectorMetrics {
   readonly #errors: Counter<'code'>
   readonly #webhookRequests: Counter<'outcome'>
   #queued = 0
+  #defaults = false
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry]
     const self = this
-    collectDefaultMetrics({ register: this.registry, prefix: 'ghl_process_' })
     this.#requests = new Counter({
       name: 'ghl_highlevel_requests_total',
       help: 'Calls to HighLevel by operation and status class',
@@ -184,8 +184,12 @@ export class ConnectorMetrics {
     }
   }
 
-  /** The text exposition. */
+  /** The text exposition. The process's default metrics are collected from the first scrape on. */
   async text(): Promise<{ contentType: string; body: string }> {
+    if (!this.#defaults) {
+      this.#defaults = true
+      collectDefaultMetrics({ register: this.registry, prefix: 'ghl_process_' })
+    }
     return { contentType: this.registry.contentType, body: (await this.registry.metrics()) + this.#latencyText() }
   }
 

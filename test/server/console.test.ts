@@ -9,6 +9,7 @@ import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { request } from 'undici'
 import { createConnector } from '../../src/connector.js'
+import { loadConfig } from '../../src/config.js'
 import { buildServer } from '../../src/server/app.js'
 import { registeredRoutes } from '../../src/server/console/index.js'
 import { installViaHttp, startStack, type Stack } from '../helpers/stack.js'
@@ -269,8 +270,21 @@ describe('pages', () => {
   })
 })
 
+/** The stack's settings as environment variables (for loadConfig). */
+function configEnv(): Record<string, string> {
+  return {
+    GHL_CLIENT_ID: stack.config.clientId,
+    GHL_CLIENT_SECRET: stack.config.clientSecret,
+    GHL_REDIRECT_URI: stack.config.redirectUri,
+    GHL_SCOPES: stack.config.scopes.join(' '),
+    GHL_ENCRYPTION_KEY: Buffer.alloc(32, 1).toString('base64'),
+    DATABASE_URL: stack.databaseUrl,
+  }
+}
+
 describe('production sign-in', () => {
   test('Basic auth with the operator password or the API key, or the login form\'s session cookie; constant-time checks refuse the rest', async () => {
+    assert.throws(() => loadConfig({ env: { ...configEnv(), GHL_OPERATOR_PASSWORD: 'short' } }), /GHL_OPERATOR_PASSWORD/)
     const password = 'operator-password-123'
     const connector = await createConnector({ config: { ...stack.config, production: true, operatorPassword: password }, background: false, checkKeys: false })
     const app = await buildServer(connector, {})
