@@ -5,9 +5,11 @@
  * scopes, limiter off) — and the client on a static token, against a local keep-alive server,
  * concurrency 64, rounds rotating which side goes first; then the limiter's own cost and the proxy's
  * operation lookup (matchOperation); then the limiter's cost, raw undici and the client without a
- * limiter, with the in-memory one and with the Redis-shared one side by side in each round.
+ * limiter, with the in-memory one and with the Redis-shared one side by side in each round; then the
+ * console's call recorder on vs off (`recordCalls`), by CPU per call, with an off-vs-off control.
  * Targets: typed ≥ 0.95 × untyped, typed and untyped ≥ 0.85 × raw undici; the Redis limiter costs
- * ≤ 15 % of the client's throughput (redis/off ≥ 0.85) with at most one Redis round trip per call.
+ * ≤ 15 % of the client's throughput (redis/off ≥ 0.85) with at most one Redis round trip per call;
+ * recorder on ≥ 0.97 × off.
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -132,6 +134,44 @@ for (let round = 1; round <= ROUNDS; round++) {
 console.log(`median typed/untyped: ${median(ratios.typedUntyped).toFixed(3)} (target ≥ 0.95)`)
 console.log(`median typed/raw:     ${median(ratios.typedRaw).toFixed(3)} (target ≥ 0.85)`)
 console.log(`median untyped/raw:   ${median(ratios.untypedRaw).toFixed(3)} (target ≥ 0.85)`)
+
+// The console's call recorder (last calls, per-minute counts, counters flushed in batches, metrics):
+// the same connector set-up on the same database with `recordCalls: false`, side by side, and a second
+// connector without it as a control (the noise floor: two identical sides differ by this much). Besides
+// req/s, the process's CPU time per call: on a machine shared with other work wall-clock rates swing by
+// ±20 % from round to round, while CPU per call (client + the local server, the same on every side) is
+// what bounds the throughput of a busy process.
+console.log('\nrecorder cost (ghl.location(id).get(), recordCalls on vs off, and off vs off as a control)')
+const ghlOff = await createConnector({ background: false, recordCalls: false, config: ghl.config })
+const ghlControl = await createConnector({ background: false, recordCalls: false, config: ghl.config })
+const offCall = (): Promise<unknown> => ghlOff.location('loc-bench').get('/contacts/c-bench')
+const controlCall = (): Promise<unknown> => ghlControl.location('loc-bench').get('/contacts/c-bench')
+await run('warm-up', offCall, 5000)
+await run('warm-up', controlCall, 5000)
+const withCpu = async (name: string, one: () => Promise<unknown>) => {
+  const c0 = process.cpuUsage()
+  const r = await run(name, one)
+  const c = process.cpuUsage(c0)
+  return { ...r, cpuUs: (c.user + c.system) / REQUESTS }
+}
+const recorderSides: Array<[string, () => Promise<unknown>]> = [['recorder on', untypedCall], ['recorder off', offCall], ['control (off)', controlCall]]
+const onOff: number[] = []
+const controlOff: number[] = []
+for (let round = 1; round <= ROUNDS * 2; round++) {
+  const order = recorderSides.map((_, i) => recorderSides[(i + round - 1) % recorderSides.length]!)
+  const results = new Map<string, Awaited<ReturnType<typeof withCpu>>>()
+  for (const [name, one] of order) results.set(name, await withCpu(name, one))
+  const [on, off, control] = recorderSides.map(([name]) => results.get(name)!)
+  onOff.push(off!.cpuUs / on!.cpuUs)
+  controlOff.push(off!.cpuUs / control!.cpuUs)
+  console.log(
+    `  ${show(on!)}   cpu ${on!.cpuUs.toFixed(1)} µs/call\n  ${show(off!)}   cpu ${off!.cpuUs.toFixed(1)} µs/call\n  ${show(control!)}   cpu ${control!.cpuUs.toFixed(1)} µs/call\n` +
+      `  throughput by CPU per call: on/off ${(off!.cpuUs / on!.cpuUs).toFixed(3)}, control/off ${(off!.cpuUs / control!.cpuUs).toFixed(3)}`,
+  )
+}
+console.log(`median recorder on/off by CPU per call: ${median(onOff).toFixed(3)} (target ≥ 0.97); control/off: ${median(controlOff).toFixed(3)} (the noise floor)`)
+await ghlControl.close()
+await ghlOff.close()
 await ghl.close()
 rmSync(dataDir, { recursive: true, force: true })
 

@@ -99,6 +99,8 @@ export interface Config {
   readonly publicUrl: string
   readonly redisUrl: string | undefined
   readonly connectorApiKey: string | undefined
+  /** The operator console's password (Basic auth or its login form), besides the API key. */
+  readonly operatorPassword: string | undefined
   readonly sharedSecret: string | undefined
   readonly webhookPath: string
   /**
@@ -261,6 +263,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) problem('REDIS_URL', 'a redis:// or rediss:// URL')
   const connectorApiKey = env.GHL_CONNECTOR_API_KEY?.trim() || undefined
   if (connectorApiKey && connectorApiKey.length < 16) problem('GHL_CONNECTOR_API_KEY', 'at least 16 characters')
+  const operatorPassword = env.GHL_OPERATOR_PASSWORD || undefined
+  if (operatorPassword !== undefined && operatorPassword.length < 12) problem('GHL_OPERATOR_PASSWORD', 'at least 12 characters')
   const forward = env.GHL_WEBHOOK_FORWARD_URL?.trim() ? url('GHL_WEBHOOK_FORWARD_URL') || undefined : undefined
   const forwardSecretRaw = env.GHL_WEBHOOK_FORWARD_SECRET?.trim()
   const forwardSecret = forwardSecretRaw ? parseForwardSecret(forwardSecretRaw) : undefined
@@ -305,6 +309,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     publicUrl: url('GHL_PUBLIC_URL', `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`),
     redisUrl,
     connectorApiKey,
+    operatorPassword,
     sharedSecret: env.GHL_SHARED_SECRET?.trim() || undefined,
     webhookPath,
     webhookEd25519PublicKeys: ed25519Keys,

@@ -33,6 +33,8 @@ import { credentialForLocation } from './marketplace/external-auth.js'
 import type { LocationClient } from './marketplace/location-client.js'
 import { WorkflowTriggers, type WorkflowTriggersOptions } from './marketplace/workflows/workflow-triggers.js'
 import type { ExternalCredential } from './vault/marketplace-types.js'
+import { CallRecorder } from './operator/call-recorder.js'
+import { ConnectorMetrics } from './operator/connector-metrics.js'
 
 export interface ConnectorOptions {
   /** A validated config, or options for {@link loadConfig} (default: the environment and `./.env`). */
@@ -60,6 +62,12 @@ export interface ConnectorOptions {
   validate?: boolean
   /** Marketplace features: wallet-billing settings, the app's trigger keys. */
   marketplace?: { billing?: BillingOptions; triggers?: WorkflowTriggersOptions }
+  /**
+   * Record every call to HighLevel for the operator's console and the metrics (default true): the last
+   * calls of each installation and per-minute counts in memory, per-installation counters written in
+   * batches. Never a token.
+   */
+  recordCalls?: boolean
 }
 
 export interface ConnectorEvents extends TokenEvents {
@@ -92,6 +100,10 @@ export class Connector {
   readonly externalBilling: ExternalBilling
   /** Custom menu links of the app's agencies. */
   readonly customMenus: CustomMenus
+  /** The last calls and call counters (the operator's console); `undefined` with `recordCalls: false`. */
+  readonly calls: CallRecorder | undefined
+  /** The numbers of `GET /metrics` (prom-client registry of this connector). */
+  readonly metrics: ConnectorMetrics
   readonly #events = new EventEmitter()
   readonly #limiter: RateLimiter | undefined
   readonly #redis: Redis | undefined
@@ -112,6 +124,7 @@ export class Connector {
     redis: Redis | undefined
     validate?: boolean
     marketplace?: ConnectorOptions['marketplace']
+    recordCalls?: boolean
   }) {
     const { config, vault, logger, clock, dispatcher, redis } = parts
     this.config = config
@@ -121,8 +134,14 @@ export class Connector {
     this.#dispatcher = dispatcher
     this.#ownDispatcher = parts.ownDispatcher
     this.tokens = new TokenService({ config, vault, dispatcher, clock, logger, redis })
+    this.metrics = new ConnectorMetrics({
+      installationsByStatus: () => vault.console.countByStatus(config.clientId),
+      webhookEvents: async () => (await vault.console.webhookCounts(new Date(clock.now() - 86_400_000), 86_400_000)).map((r) => ({ type: r.key, status: r.state, n: r.n })),
+      readiness: () => this.readiness(Math.min(2000, config.database.statementTimeoutMs)),
+    })
+    this.calls = parts.recordCalls === false ? undefined : new CallRecorder({ store: vault.console, clock, logger, listeners: [(call) => this.metrics.observeCall(call)] })
     this.#limiter = config.rateLimit.enabled
-      ? createRateLimiter(config.rateLimit, { clientId: config.clientId, redis, clock })
+      ? this.metrics.instrument(createRateLimiter(config.rateLimit, { clientId: config.clientId, redis, clock }), (at) => this.calls?.noteQueued(at))
       : undefined
     this.client = new HighLevelClient({
       baseUrl: config.apiUrl,
@@ -134,6 +153,7 @@ export class Connector {
       logger,
       timeoutMs: config.requestTimeoutMs,
       validate: parts.validate,
+      observer: this.calls,
     })
     this.installFlow = new InstallFlow({ config, vault, dispatcher, clock, logger })
     this.webhooks = new WebhookReceiver({
@@ -178,6 +198,15 @@ export class Connector {
     for (const name of ['refreshed', 'minted', 'reconnected', 'reauthorizationRequired', 'suspended', 'reactivated', 'refreshFailing'] as const) {
       this.tokens.on(name, (payload: unknown) => this.#emit(name, payload as never))
     }
+    const m = this.metrics
+    this.tokens
+      .on('refreshed', () => m.token('refresh', 'ok'))
+      .on('minted', () => m.token('mint', 'ok'))
+      .on('reconnected', () => m.token('reconnect', 'ok'))
+      .on('reauthorizationRequired', () => m.token('refresh', 'reauthorization_required'))
+      .on('suspended', () => m.token('refresh', 'suspended'))
+      .on('reactivated', () => m.token('refresh', 'reactivated'))
+      .on('refreshFailing', () => m.token('refresh', 'failing'))
   }
 
   /**
@@ -375,6 +404,7 @@ export class Connector {
       await Promise.allSettled([...this.#background])
       await this.tokens.close()
       await this.webhooks.idle()
+      await this.calls?.close()
       await this.client.close()
       await this.#limiter?.close()
       await this.vault.close()
@@ -422,7 +452,7 @@ export async function createConnector(options: ConnectorOptions = {}): Promise<C
     }
   }
   const redis = config.redisUrl ? createRedisClient(config.redisUrl, { logger, timeoutMs: config.redisTimeoutMs }) : undefined
-  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate, marketplace: options.marketplace })
+  const connector = new Connector({ config, vault, logger, clock, dispatcher, ownDispatcher, redis, validate: options.validate, marketplace: options.marketplace, recordCalls: options.recordCalls })
   if (options.background ?? true) connector.startBackground(options.refresher)
   return connector
 }

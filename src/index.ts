@@ -59,3 +59,7 @@ export {
   type MarketplaceAnswer,
 } from './marketplace/index.js'
 export type { ChargeRecord, ChargeStatus, TriggerSubscription, ExternalCredential } from './vault/marketplace-types.js'
+export type { CallRecord, CallObserver } from './client/index.js'
+export type { CallRecorder, StatusClass } from './operator/call-recorder.js'
+export type { ConnectorMetrics } from './operator/connector-metrics.js'
+export { OperatorService, type InstallationView, type InstallationDetail, type InstallationListResult, type InstallationKind } from './operator/operator-service.js'

@@ -3,7 +3,8 @@
  * and `.contacts.getContact({ params })`, and untyped ones `.get('/contacts/', { query })`.
  *
  * Each call runs through steps composed once per client (outermost first):
- * `deadline → auth → operationGuard → refreshOn401 → retry → rateLimit → send`.
+ * `[record →] deadline → auth → operationGuard → refreshOn401 → retry → rateLimit → send`.
+ * - record (when an observer is given): each finished call, to the operator's console (no token).
  * - deadline: one deadline and one AbortSignal for everything below; maps stops to GhlErrors.
  * - auth: `Authorization: Bearer` from the TokenProvider (memory on the hot path).
  * - operationGuard: a typed call whose operation needs a scope the grant lacks stops here, unsent.
@@ -33,6 +34,7 @@ import { traceIdOf as traceIdFrom } from './trace-id.js'
 import { auth } from './steps/auth.js'
 import { deadline } from './steps/deadline.js'
 import { operationGuard } from './steps/operation-guard.js'
+import { record } from './steps/record.js'
 import { rateLimit } from './steps/rate-limit.js'
 import { refreshOn401 } from './steps/refresh-on-401.js'
 import { retry } from './steps/retry.js'
@@ -80,6 +82,7 @@ export class HighLevelClient {
       retry(options.retry ?? {}, this.#clock, logger),
     ]
     if (options.limiter) steps.push(rateLimit(options.limiter, this.#clock, logger))
+    if (options.observer) steps.unshift(record(options.observer, this.#clock))
     this.#handler = compose(steps, send(this.#dispatcher, url.origin, url.pathname.replace(/\/+$/, '')))
   }
 

@@ -9,6 +9,7 @@ export { rateLimit, resourceOf } from './steps/rate-limit.js'
 export { retry, NEVER_SENT_CODES, IDEMPOTENT_RETRY_CODES, networkErrorCode } from './steps/retry.js'
 export { deadline } from './steps/deadline.js'
 export { operationGuard } from './steps/operation-guard.js'
+export { record, type CallObserver, type CallRecord } from './steps/record.js'
 export { send, parseBody } from './steps/send.js'
 export type {
   ApiResponse, ClientOptions, Handler, PipelineRequest, PipelineResponse, QueryValue, RequestOptions, ResourceClient, RetryOptions, Step, StreamResponse,

@@ -9,6 +9,7 @@ import type { Logger } from '../logger.js'
 import type { RateLimiter } from '../ratelimit/rate-limiter.js'
 import type { AccessGrant, Target, TokenProvider } from '../tokens/types.js'
 import type { ServiceNamespaces, TypedPathCalls } from './typed.js'
+import type { CallObserver } from './steps/record.js'
 
 /** Options of {@link HighLevelClient}. */
 export interface ClientOptions {
@@ -32,6 +33,8 @@ export interface ClientOptions {
    * validators (ajv and the schemas) are loaded on the first typed call only when on.
    */
   validate?: boolean
+  /** Told about every finished call (method, path, status, duration, trace id; never a token): the console's recorder. */
+  observer?: CallObserver
 }
 
 /** Bounds of the retry step. */

@@ -1,13 +1,14 @@
 /**
  * The connector's HTTP server (Fastify): routes only, each calling into the library.
  *
- * - `GET /`                 operator page: Install button + installations (never a token)
+ * - `GET /`, `/installations/:id`, `/console/webhooks`, actions, `/api/*`, `GET /metrics`
+ *                           the operator console and its JSON API (`console/`; never a token)
+ * - `GET /openapi.json`, `GET /docs`  the OpenAPI 3.1 document of these routes, and its reference page
  * - the connector's routes (`src/http/connector-routes.ts`, the same table apps mount through an adapter):
  *   `GET /oauth/install`, `GET /oauth/callback`, `GET /oauth/reauthorize/:installationId`,
  *   `POST <webhookPath>`, `POST /sso/decrypt`
  * - `ALL /proxy/locations/:locationId/*`, `ALL /proxy/companies/:companyId/*`
  *                           HighLevel API with the installation's token added (API key required)
- * - `GET /api/installations` the installations as JSON (API key required)
  * - Marketplace routes of that table, when `marketplace` is given: `POST /actions/:key`,
  *   `POST /triggers/subscription`, `/external-auth`, `GET /billing/start`
  * - `GET /healthz`          liveness: the process answers
@@ -22,10 +23,9 @@ import type { Connector } from '../connector.js'
 import { GhlError, type ErrorCode } from '../errors.js'
 import { connectorRoutes } from '../http/connector-routes.js'
 import { mountRouteTable } from '../http/fastify-plugin.js'
-import { homePage } from './html.js'
 import { registerProxy } from './proxy.js'
-import { checkApiKey } from './api-key.js'
 import type { MarketplaceRouteOptions } from './marketplace-routes.js'
+import { registerConsole, registerOpenApi } from './console/index.js'
 
 export interface ServerOptions {
   /** Shown on the page in development (link to the sandbox). */
@@ -37,14 +37,6 @@ export interface ServerOptions {
   server?: import('node:http').Server
   /** Marketplace routes to mount (workflow actions, trigger subscriptions, external auth and billing). */
   marketplace?: MarketplaceRouteOptions
-}
-
-const HTML_HEADERS = {
-  'content-type': 'text/html; charset=utf-8',
-  'cache-control': 'no-store',
-  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
 }
 
 /** The one error body of every route. */
@@ -86,6 +78,9 @@ export async function buildServer(connector: Connector, options: ServerOptions =
       : {}),
   })
 
+  // First, so that the OpenAPI document sees every route registered after it.
+  await registerOpenApi(app)
+
   app.addHook('onResponse', async (req, reply) => {
     log.info({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
@@ -126,40 +121,16 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     reply.code(404).send(errorBody('GHL_NOT_FOUND', `No route ${req.method} ${req.url.split('?')[0]}`, 404)),
   )
 
-  app.get('/healthz', async () => ({ ok: true }))
+  app.get('/healthz', { schema: { summary: 'Liveness: the process answers', tags: ['operations'] } }, async () => ({ ok: true }))
 
-  app.get('/readyz', async (_req, reply) => {
+  app.get('/readyz', { schema: { summary: 'Readiness: the database (and Redis) answer, migrations applied; 503 naming what failed', tags: ['operations'] } }, async (_req, reply) => {
     const readiness = await connector.readiness(Math.min(5000, config.database.statementTimeoutMs))
     if (!readiness.ok) reply.code(503).header('retry-after', '5')
     return readiness
   })
 
-  app.get('/', async (req, reply) => {
-    if (config.production && !checkApiKey(req, config.connectorApiKey, { basic: true })) {
-      return reply
-        .code(401)
-        .header('www-authenticate', 'Basic realm="ghl-connect", charset="UTF-8"')
-        .send(errorBody('GHL_UNAUTHORIZED', 'The operator page needs the connector API key (as the Basic auth password)', 401))
-    }
-    const page = await connector.installationsPage({ limit: 100 })
-    return reply.headers(HTML_HEADERS).send(
-      homePage({
-        installations: page.items,
-        apiUrl: config.apiUrl,
-        clientId: config.clientId,
-        sandboxUrl: options.sandboxUrl,
-        publicUrl: config.publicUrl,
-        warnings: connector.webhooks.ed25519Configured
-          ? []
-          : ['GHL_WEBHOOK_ED25519_PUBLIC_KEY is not set: HighLevel signs webhooks with Ed25519 (x-ghl-signature) only since 2026-07-01, so every real webhook is refused until it is configured.'],
-      }),
-    )
-  })
-
-  app.get('/api/installations', async (req, reply) => {
-    if (!checkApiKey(req, config.connectorApiKey)) return unauthorized(reply)
-    return { installations: await connector.installations() }
-  })
+  // The operator console: pages (`GET /`, details, actions, webhook log), `/api/*`, `/metrics`.
+  await registerConsole(app, connector, { sandboxUrl: options.sandboxUrl })
 
   await app.register(async (scope) => registerProxy(scope, connector))
 
@@ -182,12 +153,6 @@ function sendFrameworkError(reply: FastifyReply, err: FastifyError): FastifyRepl
         ? 'A path parameter of the request is too long'
         : err.message
   return reply.code(status).send(errorBody('GHL_BAD_REQUEST', message, status))
-}
-
-function unauthorized(reply: FastifyReply): FastifyReply {
-  return reply
-    .code(401)
-    .send(errorBody('GHL_UNAUTHORIZED', 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', 401))
 }
 
 function newReference(): string {

@@ -171,6 +171,7 @@ export class LocationMinter {
             t.logger.info({ installationId: stored.id, parentId: agency.id, locationId }, 'location token minted')
             this.#unknown.delete(locationId)
             t.announce(stored.id, stored.version)
+            await t.audit(stored.id, 'minted', { parentId: agency.id, version: stored.version })
             t.emit('minted', { installationId: stored.id, parentId: agency.id, locationId })
             return stored
           },

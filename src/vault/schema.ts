@@ -8,6 +8,7 @@
 import type { ColumnType, Selectable } from 'kysely'
 import { GhlError } from '../errors.js'
 import type { MarketplaceTables } from './marketplace-schema.js'
+import type { ConsoleTables } from './sql-console-store.js'
 import type { AuditRecord, InstallInfo, InstallationStatus, InstallationSummary, TokenSource, UserType, WebhookEventRecord } from './types.js'
 
 /** Milliseconds since the epoch: written as a number, read as a number (SQLite) or string (PostgreSQL). */
@@ -121,7 +122,7 @@ export interface AuditLogTable {
 }
 
 /** The whole database, for `Kysely<VaultDatabase>` (the Marketplace tables of 0004: `marketplace-schema.ts`). */
-export interface VaultDatabase extends MarketplaceTables {
+export interface VaultDatabase extends MarketplaceTables, ConsoleTables {
   installations: InstallationsTable
   oauth_states: OAuthStatesTable
   webhook_events: WebhookEventsTable

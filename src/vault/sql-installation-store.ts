@@ -265,7 +265,14 @@ export class SqlInstallationStore implements InstallationStore {
     return last ? { items, next: encodeCursor(toMillis(last.created_at), last.id) } : { items }
   }
 
-  async count(q: Omit<InstallationQuery, 'cursor' | 'limit'>): Promise<number> {
+  async count(q: Omit<InstallationQuery, 'cursor' | 'limit'>, options: { max?: number } = {}): Promise<number> {
+    if (options.max !== undefined) {
+      // Counting stops at `max`: a page of 100,000 rows need not read them all to say "10,000+".
+      const max = clampLimit(options.max, 10_000, 10_000_000)
+      const inner = this.#filtered(this.#ctx.db.selectFrom('installations').select('id'), q).limit(max).as('capped')
+      const row = await this.#ctx.db.selectFrom(inner).select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirst()
+      return Number(row?.n ?? 0)
+    }
     const row = await this.#filtered(this.#ctx.db.selectFrom('installations').select((eb) => eb.fn.countAll<number | string>().as('n')), q).executeTakeFirst()
     return Number(row?.n ?? 0)
   }
@@ -510,7 +517,13 @@ export class SqlInstallationStore implements InstallationStore {
   }
 
   #filtered<O>(query: SelectQueryBuilder<VaultDatabase, 'installations', O>, q: Omit<InstallationQuery, 'cursor' | 'limit'>) {
-    if (q.clientId !== undefined) query = query.where('client_id', '=', q.clientId)
+    if (q.clientId !== undefined) {
+      // SQLite without statistics takes `client_id = ?` (the leading column of a unique index) for a
+      // selective read, scans every row of the app and sorts them; but one app is usually every row.
+      // `+client_id` keeps that term out of index choice, so the ordering, status, plan and search
+      // indexes are used instead (100,000 rows: 1 ms instead of 80–200 ms, `npm run bench:console`).
+      query = this.#ctx.dialect === 'sqlite' ? query.where(sql<string>`+client_id`, '=', q.clientId) : query.where('client_id', '=', q.clientId)
+    }
     if (q.status !== undefined) query = query.where('status', '=', q.status)
     if (q.planId !== undefined) query = query.where('plan_id', '=', q.planId)
     if (q.kind === 'agency') query = query.where('user_type', '=', 'Company')
@@ -518,16 +531,19 @@ export class SqlInstallationStore implements InstallationStore {
     else if (q.kind === 'minted') query = query.where('source', '=', 'agency')
     const search = q.search?.trim()
     if (search) {
-      const like = `${search.replace(/[\\%_]/g, (c) => `\\${c}`).toLowerCase()}%`
+      // SQLite's lower() folds ASCII letters only; PostgreSQL's folds every letter, as toLowerCase does.
+      const prefix = this.#ctx.dialect === 'sqlite' ? search.replace(/[A-Z]+/g, (c) => c.toLowerCase()) : search.toLowerCase()
       const lower = (column: 'location_name' | 'company_name') => sql<string>`lower(${sql.ref(column)})`
+      // The start of a name, any case, as an index read on lower(name) (migration 0005): PostgreSQL's
+      // `LIKE 'p%'` uses its text_pattern_ops index; SQLite uses an expression index only for a range,
+      // [p, p + U+10FFFF) — every string that starts with p sorts in it (SQLite compares bytes).
+      const like = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`
+      const starts = (eb: ExpressionBuilder<VaultDatabase, 'installations'>, column: 'location_name' | 'company_name') =>
+        this.#ctx.dialect === 'postgres'
+          ? eb(lower(column), 'like', sql<string>`${like} escape '\\'`)
+          : eb.and([eb(lower(column), '>=', prefix), eb(lower(column), '<', `${prefix}\u{10FFFF}`)])
       query = query.where((eb) =>
-        eb.or([
-          eb('id', '=', search),
-          eb('location_id', '=', search),
-          eb('company_id', '=', search),
-          eb(lower('location_name'), 'like', sql<string>`${like} escape '\\'`),
-          eb(lower('company_name'), 'like', sql<string>`${like} escape '\\'`),
-        ]),
+        eb.or([eb('id', '=', search), eb('location_id', '=', search), eb('company_id', '=', search), starts(eb, 'location_name'), starts(eb, 'company_name')]),
       )
     }
     return query

@@ -26,10 +26,12 @@ import { SqlBillingReportStore } from './sql-billing-report-store.js'
 import { SqlChargeStore } from './sql-charge-store.js'
 import { SqlCredentialStore } from './sql-credential-store.js'
 import { SqlTriggerStore } from './sql-trigger-store.js'
+import { SqlConsoleStore } from './sql-console-store.js'
 import type { BillingReportStore, ChargeStore, CredentialStore, TriggerSubscriptionStore } from './marketplace-types.js'
 import { TokenCipher } from './token-cipher.js'
 import type {
   AuditLog,
+  ConsoleStore,
   FlagStore,
   InstallationStore,
   KeyRotation,
@@ -106,6 +108,7 @@ export class SqlVault implements Vault {
   readonly triggers: TriggerSubscriptionStore
   readonly credentials: CredentialStore
   readonly billingReports: BillingReportStore
+  readonly console: ConsoleStore
   readonly #db: Kysely<VaultDatabase>
   readonly #options: SqlVaultOptions
   #closed = false
@@ -128,6 +131,7 @@ export class SqlVault implements Vault {
     this.triggers = guarded(new SqlTriggerStore(ctx))
     this.credentials = guarded(credentials)
     this.billingReports = guarded(new SqlBillingReportStore(ctx))
+    this.console = guarded(new SqlConsoleStore(ctx))
   }
 
   async migrate(): Promise<void> {

@@ -242,8 +242,8 @@ export interface InstallationStore {
   list(filter?: InstallationFilter): Promise<InstallationSummary[]>
   /** A page for people: search, filters, keyset paging on indexed columns. */
   page(query: InstallationQuery): Promise<InstallationPage>
-  /** How many rows match (for the page's counters). */
-  count(query: Omit<InstallationQuery, 'cursor' | 'limit'>): Promise<number>
+  /** How many rows match (for the page's counters); with `max`, counting stops there (the answer is at most `max`). */
+  count(query: Omit<InstallationQuery, 'cursor' | 'limit'>, options?: { max?: number }): Promise<number>
   /** The version only: a cheap "has someone else changed it" check. */
   getVersion(id: string): Promise<number | undefined>
 
@@ -390,6 +390,54 @@ export interface KeyRotation {
   missing(): Promise<string[]>
 }
 
+/** Calls to HighLevel of one installation on one UTC day (`YYYY-MM-DD`), for the operator's console. */
+export interface CallStats {
+  installationId: string
+  day: string
+  calls: number
+  /** Answers with a status of 400 or more, and calls that got no answer. */
+  errors: number
+  /** 429 answers from HighLevel. */
+  throttled: number
+  lastCallAt: Date
+}
+
+/** What the call recorder adds in one batch for one installation. */
+export interface CallStatsDelta {
+  installationId: string
+  calls: number
+  errors: number
+  throttled: number
+  /** Epoch ms of the newest call in the batch. */
+  lastCallAt: number
+}
+
+/** How many of something happened per time bucket (`bucket` = epoch ms of the bucket's start). */
+export interface BucketCount {
+  bucket: number
+  /** An audit action, or a webhook type. */
+  key: string
+  /** A webhook's status (empty for audit actions). */
+  state: string
+  n: number
+}
+
+/** What the operator's console reads beyond the role stores: counters and aggregates, each one indexed query. */
+export interface ConsoleStore {
+  /** Adds a batch of call counters (one upsert per installation and day). */
+  addCalls(day: string, deltas: readonly CallStatsDelta[]): Promise<void>
+  /** The counters of these installations: `today` is that day's row; `lastCallAt` the newest call of any kept day. */
+  calls(installationIds: readonly string[], today: string): Promise<Map<string, { today: CallStats | undefined; lastCallAt: Date | null }>>
+  /** Deletes counters of days before `day`; returns how many rows. */
+  purgeCallsBefore(day: string): Promise<number>
+  /** Installations of an app by status (every status present, zeros included). */
+  countByStatus(clientId: string): Promise<Record<InstallationStatus, number>>
+  /** Audit entries of these actions since `since`, counted per `bucketMs`. */
+  auditCounts(since: Date, bucketMs: number, actions: readonly string[]): Promise<BucketCount[]>
+  /** Webhook events received since `since`, counted per `bucketMs`, type and status. */
+  webhookCounts(since: Date, bucketMs: number): Promise<BucketCount[]>
+}
+
 /**
  * The store. Every method is safe to call from many processes sharing one database. Tokens are
  * encrypted (AES-256-GCM) before they reach SQL and decrypted after; no method logs a token.
@@ -411,6 +459,8 @@ export interface Vault {
   readonly credentials: CredentialStore
   /** Marketplace: external-billing reports sent to HighLevel. */
   readonly billingReports: BillingReportStore
+  /** The operator's console: call counters and aggregates. */
+  readonly console: ConsoleStore
 
   /** Runs pending migrations (idempotent; safe when several processes start at once). */
   migrate(): Promise<void>

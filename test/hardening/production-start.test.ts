@@ -90,7 +90,7 @@ test('NODE_ENV=production serve with both set starts and serves (positive contro
     assert.equal(api.statusCode, 401)
     const withKey = await request(`http://127.0.0.1:${port}/api/installations`, { headers: { authorization: `Bearer ${API_KEY}` } })
     assert.equal(withKey.statusCode, 200)
-    assert.deepEqual(await withKey.body.json(), { installations: [] })
+    assert.deepEqual(await withKey.body.json(), { installations: [], total: 0 })
   } finally {
     child.kill('SIGTERM')
     assert.equal(await exited, 0, out)

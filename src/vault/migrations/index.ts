@@ -8,6 +8,7 @@ import { initialMigration } from './0001-initial.js'
 import { webhookClaimsMigration } from './0002-webhook-claims.js'
 import { lifecycleAndScaleMigration } from './0003-lifecycle-and-scale.js'
 import { marketplaceMigration } from './0004-marketplace.js'
+import { consoleMigration } from './0005-console.js'
 
 /** The dialects the vault runs on. */
 export type VaultDialect = 'sqlite' | 'postgres'
@@ -21,6 +22,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
         '0002-webhook-claims': webhookClaimsMigration(),
         '0003-lifecycle-and-scale': lifecycleAndScaleMigration(),
         '0004-marketplace': marketplaceMigration(),
+        '0005-console': consoleMigration(dialect),
       }
     },
   }
