@@ -9,21 +9,30 @@ import type { FastifyInstance, FastifyReply } from 'fastify'
 import { html, type SandboxContext } from './http.js'
 import type { AppRecord } from './types.js'
 
+// The look of the connector's console (system font, quiet lines, dark mode following the system,
+// visible focus), with a banner of its own colour so no one mistakes the sandbox for HighLevel.
 const STYLE = `
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;line-height:1.5;margin:0;color:#1b1f24;background:#fff}
-.banner{margin:0;padding:.5rem 1rem;background:#fff4ce;border-bottom:1px solid #d4a72c}
+:root{color-scheme:light dark;--bg:#fff;--fg:#1d2430;--muted:#5d6b82;--line:#e3e7ee;--head:#f5f7fa;--link:#155eef;--banner:#fff4ce;--banner-line:#d4a72c}
+@media (prefers-color-scheme:dark){:root{--bg:#0f1420;--fg:#e6e9ef;--muted:#9aa6bb;--line:#2a3345;--head:#182032;--link:#84adff;--banner:#3a2e0b;--banner-line:#b38a1c}}
+*{box-sizing:border-box}
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:var(--fg);background:var(--bg)}
+.banner{margin:0;padding:.6rem 1rem;background:var(--banner);border-bottom:1px solid var(--banner-line)}
 main{max-width:60rem;margin:0 auto;padding:1rem}
-table{border-collapse:collapse;margin:.5rem 0 1rem}
-th,td{border:1px solid #c9ced6;padding:.25rem .5rem;text-align:left;vertical-align:top}
+h1{font-size:1.35rem;margin:.5rem 0}h2{font-size:1.1rem;margin-top:1.6rem}h3{font-size:1rem}
+table{border-collapse:collapse;margin:.5rem 0 1rem;font-size:.9rem;display:block;overflow-x:auto;max-width:100%}
+th,td{border-bottom:1px solid var(--line);padding:.35rem .55rem;text-align:left;vertical-align:top}
+th{background:var(--head);font-weight:600}
 caption{text-align:left;font-weight:600;padding:.25rem 0}
-code{font-size:.95em;overflow-wrap:anywhere}
-dt{font-weight:600}dd{margin:0 0 .5rem 1rem}
-a{color:#0b57d0}a:focus,button:focus,input:focus{outline:3px solid #1a73e8;outline-offset:2px}
-.install{display:inline-block;padding:.4rem .8rem;border:1px solid #0b57d0;border-radius:4px;text-decoration:none;font-weight:600}
-fieldset{border:1px solid #c9ced6;margin:.5rem 0}
+code{font-size:.88em;overflow-wrap:anywhere}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem .8rem}dt{color:var(--muted)}dd{margin:0;overflow-wrap:anywhere}
+a{color:var(--link)}a:focus-visible,button:focus-visible,input:focus-visible,select:focus-visible{outline:3px solid var(--link);outline-offset:2px}
+.install,button{display:inline-block;background:var(--link);color:var(--bg);padding:.45rem .9rem;border-radius:6px;border:0;text-decoration:none;font:inherit;font-weight:600;cursor:pointer}
+fieldset{border:1px solid var(--line);border-radius:8px;margin:.6rem 0;padding:.5rem .8rem}
 ul{padding-left:1.25rem}
 fieldset ul{list-style:none;padding-left:.25rem}
-button{font:inherit;padding:.3rem .9rem}
+button[value=deny]{background:transparent;color:var(--link);border:1px solid var(--line)}
+input,select{font:inherit;color:var(--fg);background:var(--bg)}
+@media (max-width:600px){main{padding:.6rem}dl{grid-template-columns:1fr}}
 `
 
 /**
@@ -33,7 +42,7 @@ button{font:inherit;padding:.3rem .9rem}
 export function layout(title: string, body: string): string {
   return `<!doctype html>
 <html lang="en">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="color-scheme" content="light dark">
 <title>HighLevel sandbox: ${html(title)}</title>
 <style>${STYLE}</style></head>
 <body>
