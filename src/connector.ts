@@ -207,6 +207,8 @@ export class Connector {
       .on('suspended', () => m.token('refresh', 'suspended'))
       .on('reactivated', () => m.token('refresh', 'reactivated'))
       .on('refreshFailing', () => m.token('refresh', 'failing'))
+      // Failures outside any request or call (the database or Redis failing under the refresher) count too.
+      .on('backgroundRefreshFailed', ({ code }: { code: string }) => m.error(code))
   }
 
   /**

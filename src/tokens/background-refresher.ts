@@ -165,6 +165,7 @@ export class BackgroundRefresher {
                 const code = err instanceof GhlError ? err.code : 'GHL_INTERNAL'
                 const level = code === 'GHL_INSTALLATION_SUSPENDED' || code === 'GHL_REAUTHORIZATION_REQUIRED' ? 'info' : 'warn'
                 t.logger[level]({ installationId: inst.id, code, err: level === 'warn' ? err : undefined }, 'background refresh failed')
+                t.emit('backgroundRefreshFailed', { installationId: inst.id, code })
               },
             )
             .finally(() => {

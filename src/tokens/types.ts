@@ -51,6 +51,8 @@ export interface TokenEvents {
    * not lost yet, but it will be if this goes on until the access token expires.
    */
   refreshFailing: { installationId: string; failures: number; lastError: string }
+  /** A refresh the background refresher started failed (`code`: the GhlError code, e.g. GHL_DATABASE_UNAVAILABLE). */
+  backgroundRefreshFailed: { installationId: string; code: string }
 }
 
 export interface TokenProvider {

@@ -175,7 +175,12 @@ for (const dialect of DIALECTS) {
       try {
         assert.equal((await refresher.sweep()).examined, 0, 'not before its retry time')
         await until('the retry time', async () => Date.now() > suspended.retryAt!.getTime() + 5)
+        // A failure of background work (outside any request or call) is counted in /metrics too.
+        const suspendedErrors = async (): Promise<number> =>
+          Number(/^ghl_errors_total\{code="GHL_INSTALLATION_SUSPENDED"\} (\d+)$/m.exec((await connector.metrics.text()).body)?.[1] ?? 0)
+        const errorsBefore = await suspendedErrors()
         assert.equal((await refresher.sweep()).examined, 1)
+        assert.equal(await suspendedErrors(), errorsBefore + 1, 'the failed background refresh is in ghl_errors_total')
         const still = (await connector.vault.installations.get(row.id))!
         assert.equal(still.status, 'suspended')
         assert.equal(still.tokens?.refreshToken, kept)
