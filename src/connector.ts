@@ -36,6 +36,9 @@ import type { ExternalCredential } from './vault/marketplace-types.js'
 import { CallRecorder } from './operator/call-recorder.js'
 import { ConnectorMetrics } from './operator/connector-metrics.js'
 
+/** Most location/company clients kept by a connector (each a small object holding its target). */
+const CLIENT_CACHE_MAX = 10_000
+
 export interface ConnectorOptions {
   /** A validated config, or options for {@link loadConfig} (default: the environment and `./.env`). */
   config?: Config | LoadConfigOptions
@@ -110,6 +113,11 @@ export class Connector {
   readonly #ownDispatcher: Agent | undefined
   readonly #dispatcher: Dispatcher
   readonly #background = new Set<Promise<unknown>>()
+  /**
+   * The clients `location(id)` / `company(id)` handed out, kept (they hold nothing but their target) so
+   * the usual `ghl.location(id).get(…)` per call allocates nothing; the oldest is dropped past the bound.
+   */
+  readonly #clients = new Map<string, ResourceClient>()
   #stopBackground: (() => Promise<void>) | undefined
   #closing: Promise<void> | undefined
 
@@ -216,9 +224,21 @@ export class Connector {
    * `.billing` holds the location's wallet calls (`ghl.location(id).billing.charge(…)`).
    */
   location(locationId: string): LocationClient {
-    const client = this.client.forTarget({ kind: 'location', id: locationId })
-    const billing = this.walletBilling
-    return Object.defineProperty(client, 'billing', { get: () => billing.forLocation(locationId), enumerable: false }) as LocationClient
+    return this.#cachedClient(`l:${locationId}`, () => {
+      const client = this.client.forTarget({ kind: 'location', id: locationId })
+      const billing = this.walletBilling
+      return Object.defineProperty(client, 'billing', { get: () => billing.forLocation(locationId), enumerable: false })
+    }) as LocationClient
+  }
+
+  #cachedClient(key: string, make: () => ResourceClient): ResourceClient {
+    let client = this.#clients.get(key)
+    if (client === undefined) {
+      client = make()
+      if (this.#clients.size >= CLIENT_CACHE_MAX) this.#clients.delete(this.#clients.keys().next().value!)
+      this.#clients.set(key, client)
+    }
+    return client
   }
 
   /** The wallet-billing calls of one location (the same as `location(id).billing`). */
@@ -236,7 +256,7 @@ export class Connector {
 
   /** A client for the agency (company) installation. */
   company(companyId: string): ResourceClient {
-    return this.client.forTarget({ kind: 'company', id: companyId })
+    return this.#cachedClient(`c:${companyId}`, () => this.client.forTarget({ kind: 'company', id: companyId }))
   }
 
   /** A client for a Private Integration Token (static; never refreshed). `resourceId` keys the rate limit. */
