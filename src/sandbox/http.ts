@@ -74,6 +74,18 @@ export function zodMessages(error: z.ZodError, input?: unknown): string[] {
   })
 }
 
+/**
+ * A control's JSON body read with `schema`; on a mismatch the 400 (class-validator-like messages) is
+ * sent and `undefined` returned: `const b = validBody(req, reply, schema); if (b === undefined) return reply`.
+ */
+export function validBody<T>(req: FastifyRequest, reply: FastifyReply, schema: z.ZodType<T>): T | undefined {
+  const input = bodyOf(req)
+  const parsed = schema.safeParse(input)
+  if (parsed.success) return parsed.data
+  badRequest(reply, zodMessages(parsed.error, input).join('; '))
+  return undefined
+}
+
 /** Body as a plain object (undefined or a non-object body becomes `{}`). */
 export function bodyOf(req: FastifyRequest): Record<string, unknown> {
   const b = req.body

@@ -12,7 +12,7 @@ import { request } from 'undici'
 import { GhlError, InstallationSuspendedError } from '../../src/errors.js'
 import { listInstalledLocations } from '../../src/oauth/installed-locations.js'
 import { DIALECTS, dialectSkipReason } from '../helpers/services.js'
-import { installViaHttp, sandboxJson, startStack, type Stack, type StackOptions } from '../helpers/stack.js'
+import { approveAt, installViaHttp, sandboxJson, startStack, type Stack, type StackOptions } from '../helpers/stack.js'
 
 /** Polls until `check` is truthy (a webhook is processed asynchronously); fails after `ms`. */
 async function until<T>(what: string, check: () => Promise<T | undefined | false>, ms = 10_000): Promise<T> {
@@ -242,14 +242,7 @@ for (const dialect of DIALECTS) {
       assert.equal(start.statusCode, 302)
       const authorize = new URL(String(start.headers.location))
       assert.match(authorize.pathname, /\/v2\/oauth\/chooselocation$/)
-      const { redirect } = await sandboxJson<{ redirect: string }>(stack.sandbox, 'POST', '/_sandbox/authorize', {
-        clientId: authorize.searchParams.get('client_id'),
-        redirectUri: authorize.searchParams.get('redirect_uri'),
-        scope: authorize.searchParams.get('scope'),
-        state: authorize.searchParams.get('state'),
-        locationId,
-        webhookTiming: 'none',
-      })
+      const redirect = await approveAt(stack.sandbox, String(start.headers.location), { locationId, webhookTiming: 'none' })
       const done = await request(redirect)
       assert.equal(done.statusCode, 200, await done.body.text())
       const restored = (await stack.connector.vault.installations.get(row.id))!

@@ -12,8 +12,7 @@ import { startSandbox, type Sandbox, type SandboxOptions } from '../../src/sandb
 import { createPostgresDatabase, POSTGRES_URL, REDIS_URL, testKey } from '../helpers/services.js'
 import { TcpRelay } from '../helpers/tcp-relay.js'
 import { connectorEnv, startServe, timedRequest, type ServeProcess, type Timed } from '../helpers/serve-process.js'
-import { sandboxJson } from '../helpers/stack.js'
-import { freePort } from '../helpers/stack.js'
+import { approveAt, freePort, sandboxJson } from '../helpers/stack.js'
 
 /** One signed webhook as HighLevel sent it: exact bytes and headers. */
 export interface CapturedWebhook {
@@ -122,16 +121,8 @@ export async function startDeployment(options: DeploymentOptions = {}): Promise<
       const start = await request(`${server.url}/oauth/install`)
       await start.body.dump()
       if (start.statusCode !== 302) throw new Error(`/oauth/install answered ${start.statusCode}`)
-      const authorize = new URL(String(start.headers.location))
-      const consent = await sandboxJson<{ redirect: string }>(sandbox, 'POST', '/_sandbox/authorize', {
-        clientId: authorize.searchParams.get('client_id'),
-        redirectUri: authorize.searchParams.get('redirect_uri'),
-        scope: authorize.searchParams.get('scope'),
-        state: authorize.searchParams.get('state'),
-        locationId,
-        webhookTiming: 'none',
-      })
-      const callback = await request(consent.redirect)
+      const consentRedirect = await approveAt(sandbox, String(start.headers.location), { locationId, webhookTiming: 'none' })
+      const callback = await request(consentRedirect)
       const html = await callback.body.text()
       if (callback.statusCode !== 200) throw new Error(`/oauth/callback answered ${callback.statusCode}: ${html.slice(0, 500)}`)
     },

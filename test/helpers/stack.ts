@@ -137,14 +137,24 @@ export async function installViaHttp(
   const start = await request(`${stack.url}/oauth/install`, { method: 'GET' })
   await start.body.dump()
   if (start.statusCode !== 302) throw new Error(`/oauth/install answered ${start.statusCode}`)
-  const authorize = new URL(String(start.headers.location))
-  const consent = await sandboxJson<{ redirect: string }>(stack.sandbox, 'POST', '/_sandbox/authorize', {
+  const callbackUrl = await approveAt(stack.sandbox, String(start.headers.location), target)
+  const callback = await request(callbackUrl, { method: 'GET' })
+  return { status: callback.statusCode, html: await callback.body.text(), callbackUrl }
+}
+
+/**
+ * A user approving on HighLevel's consent page for an authorize URL the connector made (the sandbox's
+ * `POST /_sandbox/authorize` with that URL's client, redirect URI, scopes and state). Returns the
+ * callback URL the browser would open next.
+ */
+export async function approveAt(sandbox: Sandbox, authorizeUrl: string, target: Record<string, unknown>): Promise<string> {
+  const authorize = new URL(authorizeUrl)
+  const consent = await sandboxJson<{ redirect: string }>(sandbox, 'POST', '/_sandbox/authorize', {
     clientId: authorize.searchParams.get('client_id'),
     redirectUri: authorize.searchParams.get('redirect_uri'),
     scope: authorize.searchParams.get('scope'),
     state: authorize.searchParams.get('state'),
     ...target,
   })
-  const callback = await request(consent.redirect, { method: 'GET' })
-  return { status: callback.statusCode, html: await callback.body.text(), callbackUrl: consent.redirect }
+  return consent.redirect
 }

@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { badRequest, bodyOf, notFound, unauthorized, unprocessable, zodMessages, type SandboxContext } from '../http.js'
+import { badRequest, bodyOf, notFound, unauthorized, unprocessable, zodMessages, validBody, type SandboxContext } from '../http.js'
 import { safeEqual, traceIdValue } from '../ids.js'
 import { Collections } from '../resources/context.js'
 import { chargeView, meterView, metersOf, setMeters, walletOf } from '../resources/billing.js'
@@ -89,10 +89,8 @@ export function registerBillingRoutes(app: FastifyInstance, ctx: SandboxContext)
 
   // HighLevel's redirect of an installer to the app's billing URL (Billing.md §2): what the browser would open.
   app.post('/_sandbox/billing/external/start', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = externalStartSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, externalStartSchema)
+    if (b === undefined) return reply
     const theApp = appOf(b.appId)
     if (!theApp) return notFound(reply, 'Unknown app')
     const config = data.find('marketplaceApps', theApp.appId)

@@ -3,7 +3,7 @@
  */
 import type { FastifyInstance } from 'fastify'
 import { z } from 'zod'
-import { badRequest, bodyOf, notFound, zodMessages, type SandboxContext } from '../http.js'
+import { badRequest, bodyOf, notFound, zodMessages, validBody, type SandboxContext } from '../http.js'
 import { appIdValue } from '../ids.js'
 import { planChangeEvent, planOf, sendEvents, uninstallEvent } from '../lifecycle.js'
 import { encryptWithPassphrase, type SsoUserContext } from '../sso.js'
@@ -138,10 +138,9 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   app.put('/_sandbox/apps/:appId', async (req, reply) => {
     const target = store.appById((req.params as { appId: string }).appId)
     if (!target) return notFound(reply, 'Unknown app')
-    const input = bodyOf(req)
-    const parsed = appChangeSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const c = parsed.data
+    const b = validBody(req, reply, appChangeSchema)
+    if (b === undefined) return reply
+    const c = b
     if (c.redirectUris) target.redirectUris = c.redirectUris
     if (c.webhookUrl !== undefined) target.webhookUrl = c.webhookUrl
     if (c.scopes) target.scopes = c.scopes
@@ -159,10 +158,9 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   app.get('/_sandbox/tokens', async () => [...store.tokens.values()].map((t) => tokenView(ctx, t)))
 
   app.post('/_sandbox/tokens/expire', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = targetSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const expired = expireTokens(ctx, parsed.data)
+    const b = validBody(req, reply, targetSchema)
+    if (b === undefined) return reply
+    const expired = expireTokens(ctx, b)
     if (expired === undefined) return notFound(reply, 'Unknown token')
     return { expired }
   })
@@ -179,10 +177,9 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
 
   app.get('/_sandbox/settings', async () => store.settings)
   app.put('/_sandbox/settings', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = settingsSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const s = parsed.data
+    const b = validBody(req, reply, settingsSchema)
+    if (b === undefined) return reply
+    const s = b
     if (s.accessTokenTtlSec !== undefined) store.settings.accessTokenTtlSec = s.accessTokenTtlSec
     if (s.codeTtlSec !== undefined) store.settings.codeTtlSec = s.codeTtlSec
     if (s.rateLimit) Object.assign(store.settings.rateLimit, Object.fromEntries(Object.entries(s.rateLimit).filter(([, v]) => v !== undefined)))
@@ -198,10 +195,9 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   })
 
   app.post('/_sandbox/faults', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = faultSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const f = parsed.data
+    const b = validBody(req, reply, faultSchema)
+    if (b === undefined) return reply
+    const f = b
     ctx.faults.add(f.endpoint, f.kind, f.count, f.hangMs)
     return { pending: ctx.faults.pending() }
   })
@@ -214,10 +210,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   app.get('/_sandbox/keys', async () => ctx.webhooks.publicKeys())
 
   app.post('/_sandbox/uninstall', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = uninstallSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, uninstallSchema)
+    if (b === undefined) return reply
     const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
     if (!theApp) return notFound(reply, 'Unknown app')
     const appId = theApp.appId
@@ -269,10 +263,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   }
 
   app.post('/_sandbox/plan-change', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = planChangeSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, planChangeSchema)
+    if (b === undefined) return reply
     const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
     if (!theApp) return notFound(reply, 'Unknown app')
     // A location's plan lives on the install that makes the app installed there (its own, or the
@@ -321,10 +313,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   })
 
   app.post('/_sandbox/sso', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = ssoSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, ssoSchema)
+    if (b === undefined) return reply
     const theApp = b.appId ? store.appById(b.appId) : store.apps[0]
     if (!theApp) return notFound(reply, 'Unknown app')
     const user = b.userId ? store.users.find((u) => u.userId === b.userId) : store.userOf(b.companyId ?? store.companies[0]!.companyId)
@@ -348,10 +338,8 @@ export function registerControlRoutes(app: FastifyInstance, ctx: SandboxContext,
   })
 
   app.post('/_sandbox/pit', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = pitSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, pitSchema)
+    if (b === undefined) return reply
     let companyId: string
     if (b.locationId) {
       const l = store.location(b.locationId)

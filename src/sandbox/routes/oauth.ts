@@ -18,6 +18,7 @@ import {
   notFound,
   unauthorized,
   unprocessable,
+  validBody,
   zodMessages,
   type SandboxContext,
 } from '../http.js'
@@ -273,10 +274,8 @@ export function registerOAuthRoutes(app: FastifyInstance, ctx: SandboxContext): 
   })
 
   app.post('/_sandbox/authorize', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = authorizeJsonSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, authorizeJsonSchema)
+    if (b === undefined) return reply
     const check = checkAuthorizeRequest(ctx, { clientId: b.clientId, redirectUri: b.redirectUri, responseType: 'code', scope: b.scope })
     if (!check.ok) return badRequest(reply, check.message)
     const result = await completeConsent(ctx, check, b)

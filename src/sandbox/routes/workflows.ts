@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply } from 'fastify'
 import { z } from 'zod'
-import { authenticate, badRequest, bodyOf, notFound, unauthorized, zodMessages, type SandboxContext } from '../http.js'
+import { authenticate, badRequest, bodyOf, notFound, unauthorized, zodMessages, validBody, type SandboxContext } from '../http.js'
 import { hlId, traceIdValue } from '../ids.js'
 import { Collections, type Rec } from '../resources/context.js'
 
@@ -216,11 +216,10 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: SandboxContext
   app.put('/_sandbox/marketplace/:appId', async (req, reply) => {
     const theApp = store.appById((req.params as { appId: string }).appId)
     if (!theApp) return notFound(reply, 'Unknown app')
-    const input = bodyOf(req)
-    const parsed = configSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
+    const b = validBody(req, reply, configSchema)
+    if (b === undefined) return reply
     const config = configOf(theApp.appId)
-    for (const [k, v] of Object.entries(parsed.data)) if (v !== undefined) config[k] = v
+    for (const [k, v] of Object.entries(b)) if (v !== undefined) config[k] = v
     ctx.persist()
     return config
   })
@@ -228,10 +227,8 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: SandboxContext
   // --- workflows -----------------------------------------------------------------------------
 
   app.post('/_sandbox/workflows', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = workflowSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, workflowSchema)
+    if (b === undefined) return reply
     const theApp = appOf(b.appId)
     if (!theApp) return notFound(reply, 'Unknown app')
     const location = store.location(b.locationId)
@@ -340,10 +337,8 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: SandboxContext
   // The app resumes a paused action with the extras of its call. ASSUMPTION: a Bearer token, when sent,
   // must be valid for the location; community code sends none.
   app.post('/workflows-marketplace/actions/resume-internal-action', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = resumeSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, resumeSchema)
+    if (b === undefined) return reply
     const run = data.find('workflowRuns', b.extras.statusId)
     const step = (run?.steps as Array<Record<string, unknown>> | undefined)?.find((s) => s.stepId === b.extras.stepId)
     if (!run || !step || step.status !== 'paused') return notFound(reply, 'No paused action with these extras')
@@ -374,10 +369,8 @@ export function registerWorkflowRoutes(app: FastifyInstance, ctx: SandboxContext
 
   // An install asks for the app's credential: HighLevel sends it to the app's authentication endpoint.
   app.post('/_sandbox/external-auth', async (req, reply) => {
-    const input = bodyOf(req)
-    const parsed = externalAuthSchema.safeParse(input)
-    if (!parsed.success) return badRequest(reply, zodMessages(parsed.error, input).join('; '))
-    const b = parsed.data
+    const b = validBody(req, reply, externalAuthSchema)
+    if (b === undefined) return reply
     const theApp = appOf(b.appId)
     if (!theApp) return notFound(reply, 'Unknown app')
     const auth = configOf(theApp.appId).externalAuth as { url: string; method: string; headers: Record<string, string>; fields: string[] } | null
