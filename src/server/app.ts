@@ -81,15 +81,12 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   // First, so that the OpenAPI document sees every route registered after it.
   await registerOpenApi(app)
 
-  app.addHook('onResponse', async (req, reply) => {
-    log.info({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
-  })
-
   // Shutdown: Fastify closes the connections that are idle when close() starts, but a keep-alive
   // connection whose request was under way would stay open after its answer until the client's
   // keep-alive ends (72 s with Fastify's default), holding the shutdown past its limit. While closing,
-  // every answer says `Connection: close` (the server then ends that connection), and any connection
-  // left idle is closed as soon as an answer is written.
+  // every answer says `Connection: close`: the server ends that connection after it, and the client
+  // knows not to send another request on it (closing idle connections from our side instead races
+  // with a client that is just reusing one: its request is cut off unanswered).
   let closing = false
   app.addHook('preClose', async () => {
     closing = true
@@ -101,8 +98,8 @@ export async function buildServer(connector: Connector, options: ServerOptions =
     if (closing) reply.header('connection', 'close')
     return payload
   })
-  app.addHook('onResponse', async () => {
-    if (closing) app.server.closeIdleConnections()
+  app.addHook('onResponse', async (req, reply) => {
+    log.info({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
   })
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {
