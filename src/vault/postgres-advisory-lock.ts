@@ -52,25 +52,24 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       // Whole milliseconds (lock_timeout's unit); a number computed here, so it can be written into the SQL.
       const left = Math.floor(remaining(deadline))
       // The existence check and the lock are one statement: a row that does not exist takes no lock and
-      // waits for nothing. Three round trips in all (begin, lock, commit): a refresh holds this
-      // connection throughout, so each one saved is time the connection is free sooner.
+      // waits for nothing. A refresh holds this connection throughout, so each round trip saved is time
+      // the connection (and the refresher's worker) is free sooner: taking the lock is one message.
       if (left <= 0) {
-        await client.query('begin')
-        const { rows } = await client.query<{ locked: boolean }>('select pg_try_advisory_xact_lock($1::bigint) as locked from installations where id = $2', [key, id])
-        if (rows.length === 0) throw lockNotInstalled(id)
-        if (!rows[0]!.locked) throw lockTimeout(id, waitMs)
+        const [, locked] = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${client.escapeLiteral(id)}`)) as unknown as pg.QueryResult<{ locked: boolean }>[]
+        if (locked!.rows.length === 0) throw lockNotInstalled(id)
+        if (!locked!.rows[0]!.locked) throw lockTimeout(id, waitMs)
       } else {
-        // One message, two statements (the simple protocol); lock_timeout is local to this transaction,
-        // which runs nothing but the lock (fn writes through the other pool).
-        await client.query(`begin; set local lock_timeout = ${left}`)
+        // One message, three statements (the simple protocol, so the id goes in as a literal escaped by
+        // pg itself; the key and the timeout are numbers computed here). lock_timeout is local to this
+        // transaction, which runs nothing but the lock (fn writes through the other pool). The server
+        // ends the wait at lock_timeout; the client bound only catches a server that stopped answering.
         let locked: pg.QueryResult
         try {
-          // The server ends the wait at lock_timeout; the client bound only catches a server that stopped answering.
-          locked = await client.query({
-            text: 'select pg_advisory_xact_lock($1::bigint) from installations where id = $2',
-            values: [key, id],
+          const results = (await client.query({
+            text: `begin; set local lock_timeout = ${left}; select pg_advisory_xact_lock(${key}::bigint) from installations where id = ${client.escapeLiteral(id)}`,
             query_timeout: left + this.#statementMs,
-          } as pg.QueryConfig)
+          } as pg.QueryConfig)) as unknown as pg.QueryResult[]
+          locked = results[2]!
         } catch (err) {
           if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
           throw err

@@ -16,9 +16,13 @@ import { startTokenEndpoint, type ScaleTokenEndpoint } from './token-endpoint.js
 export class QueryLog {
   readonly queries: ObservedQuery[] = []
   on = false
+  /** Called with each statement recorded, as it completes. */
+  tap: ((q: ObservedQuery) => void) | undefined
 
   readonly observe = (q: ObservedQuery): void => {
-    if (this.on) this.queries.push(q)
+    if (!this.on) return
+    this.queries.push(q)
+    this.tap?.(q)
   }
 
   /** Records the statements `fn` sends. */

@@ -21,6 +21,8 @@ export interface ScaleTokenEndpoint {
   readonly perLocation: Map<string, number>
   /** Most requests in flight at once. */
   readonly peakInFlight: number
+  /** Requests in flight now. */
+  readonly inFlight: number
   close(): Promise<void>
 }
 
@@ -99,6 +101,9 @@ export async function startTokenEndpoint(options: { latencyMs: number }): Promis
     perLocation,
     get peakInFlight() {
       return peakInFlight
+    },
+    get inFlight() {
+      return inFlight
     },
     async close() {
       server.closeAllConnections()

@@ -267,6 +267,29 @@ for (const dialect of DIALECTS) {
         assert.deepEqual(await vault.installations.get(stored.id), updated)
       })
 
+      test('updateTokens with an audit note: the entry is written with the update, and only when it wins', async () => {
+        const stored = await vault.installations.upsert(locationInput())
+        const a = { accessToken: 'AT-a', refreshToken: 'RT-a', expiresAt: new Date(2e12) }
+        const b = { accessToken: 'AT-b', refreshToken: 'RT-b', expiresAt: new Date(2e12) }
+        const note = { action: 'refreshed', detail: { by: 'test' } }
+        const [ra, rb] = await Promise.all([
+          vault.installations.updateTokens(stored.id, 1, a, { audit: note }),
+          vault.installations.updateTokens(stored.id, 1, b, { audit: note }),
+        ])
+        assert.equal([ra, rb].filter(Boolean).length, 1)
+        const entries = (await vault.audit.list(stored.id)).filter((e) => e.action === 'refreshed')
+        assert.deepEqual(entries.map((e) => e.detail), [{ by: 'test', version: 2 }])
+        assert.equal(entries[0]!.at.getTime() > 0, true)
+        // A lost swap (stale version) writes neither the tokens nor an entry.
+        assert.equal(await vault.installations.updateTokens(stored.id, 1, a, { audit: note }), undefined)
+        assert.equal((await vault.audit.list(stored.id)).filter((e) => e.action === 'refreshed').length, 1)
+        const next = await vault.installations.updateTokens(stored.id, 2, a, { audit: { action: 'reconnected' } })
+        assert.equal(next?.version, 3)
+        assert.deepEqual((await vault.audit.list(stored.id)).filter((e) => e.action === 'reconnected').map((e) => e.detail), [{ version: 3 }])
+        await rejectsWith(vault.installations.updateTokens(stored.id, 3, a, { audit: { action: '' } }), 'GHL_BAD_REQUEST')
+        assert.equal((await vault.installations.get(stored.id))?.version, 3)
+      })
+
       test('setStatus without wipe keeps tokens and bumps version', async () => {
         const stored = await vault.installations.upsert(locationInput())
         const s = await vault.installations.setStatus(stored.id, 'needs_reauthorization', { reason: 'refresh token rejected: invalid_grant' })
@@ -586,6 +609,11 @@ for (const dialect of DIALECTS) {
       test('unknown installation → GHL_NOT_INSTALLED; bad waitMs → GHL_BAD_REQUEST', async () => {
         await rejectsWith(vault.locks.withRefreshLock('no-such-id', async () => 1), 'GHL_NOT_INSTALLED')
         const { id } = await vault.installations.upsert(locationInput())
+        // The id reaches PostgreSQL as a literal (the lock is taken in one message): quoted, never SQL.
+        const hostile = `${id}' or true; delete from installations; --`
+        await rejectsWith(vault.locks.withRefreshLock(hostile, async () => 1), 'GHL_NOT_INSTALLED')
+        await rejectsWith(vault.locks.withRefreshLock(hostile, async () => 1, { waitMs: 0 }), 'GHL_NOT_INSTALLED')
+        assert.equal((await vault.installations.get(id))?.id, id)
         await rejectsWith(vault.locks.withRefreshLock(id, async () => 1, { waitMs: -1 }), 'GHL_BAD_REQUEST')
       })
 
