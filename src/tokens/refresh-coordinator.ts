@@ -141,7 +141,6 @@ export class RefreshCoordinator {
       t.assertTokens(current)
       return current
     }
-    await t.audit(row.id, action, { version: stored.version })
     t.logger.info({ installationId: row.id, version: stored.version }, `token ${action}`)
     t.announce(row.id, stored.version)
     if (row.status === 'suspended') {
@@ -160,7 +159,7 @@ export class RefreshCoordinator {
    * Reconnect removed, need a user). Bounded by the refresh budget plus the lock wait of the others;
    * the lock is held meanwhile, so no other holder can refresh with the dead token.
    */
-  async #storePersistently(row: Installation, tokens: TokenResponse, sentAt: number, action: string): Promise<Installation | undefined> {
+  async #storePersistently(row: Installation, tokens: TokenResponse, sentAt: number, action: 'refreshed' | 'reconnected'): Promise<Installation | undefined> {
     const t: TokenContext = this.#t
     const until = t.clock.now() + Math.max(t.refreshBudgetMs, t.config.database.statementTimeoutMs * 3)
     for (let attempt = 1; ; attempt++) {
@@ -169,7 +168,8 @@ export class RefreshCoordinator {
           row.id,
           row.version,
           { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, expiresAt: new Date(sentAt + tokens.expires_in * 1000) },
-          { scopes: tokens.scope.split(/\s+/).filter(Boolean), status: 'active', statusReason: null },
+          // The audit entry is written with the tokens (one statement on PostgreSQL, one transaction on SQLite).
+          { scopes: tokens.scope.split(/\s+/).filter(Boolean), status: 'active', statusReason: null, audit: { action } },
         )
       } catch (err) {
         if (!(err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE') || t.clock.now() >= until) {

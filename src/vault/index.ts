@@ -11,6 +11,7 @@ export { DEFAULT_LOCK_WAIT_MS, databaseError } from './sql-vault.js'
 export { TokenCipher } from './token-cipher.js'
 export type {
   AuditEntry,
+  AuditNote,
   AuditLog,
   AuditRecord,
   DueQuery,

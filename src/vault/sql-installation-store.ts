@@ -4,12 +4,13 @@
  * column, and opened after; every lookup the connector makes on a hot or cold path is one index read.
  */
 import { randomUUID } from 'node:crypto'
-import { sql, type ExpressionBuilder, type Insertable, type SelectQueryBuilder } from 'kysely'
+import { sql, type ExpressionBuilder, type Insertable, type Kysely, type SelectQueryBuilder } from 'kysely'
 import { GhlError } from '../errors.js'
 import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type InstallationsTable, type VaultDatabase } from './schema.js'
 import { badInput, clampLimit, isStringArray, isValidDate, nonEmpty, tokenSetProblems, type SqlContext } from './sql-helpers.js'
 import type { TokenCipher } from './token-cipher.js'
 import type {
+  AuditNote,
   DueQuery,
   InstallInfo,
   Installation,
@@ -286,12 +287,13 @@ export class SqlInstallationStore implements InstallationStore {
     id: string,
     expectedVersion: number,
     tokens: TokenSet,
-    extra: { scopes?: string[]; status?: InstallationStatus; statusReason?: string | null } = {},
+    extra: { scopes?: string[]; status?: InstallationStatus; statusReason?: string | null; audit?: AuditNote } = {},
   ): Promise<Installation | undefined> {
     const problems = tokenSetProblems(tokens, 'tokens')
     if (!Number.isSafeInteger(expectedVersion)) problems.push(`expected expectedVersion to be an integer, got ${String(expectedVersion)}`)
     if (extra.status !== undefined && !STATUSES.includes(extra.status)) problems.push(`expected extra.status to be one of ${STATUSES.join(', ')}, got ${JSON.stringify(extra.status)}`)
     if (extra.scopes !== undefined && !isStringArray(extra.scopes)) problems.push('expected extra.scopes to be an array of strings')
+    if (extra.audit !== undefined && !nonEmpty(extra.audit.action)) problems.push('expected extra.audit.action to be a non-empty string')
     if (problems.length > 0) throw badInput(problems)
 
     const { db, clock, logger } = this.#ctx
@@ -301,26 +303,58 @@ export class SqlInstallationStore implements InstallationStore {
       this.#identities.get(id) ?? (await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst())
     if (!identity) return undefined
     const now = clock.now()
-    const row = await db
-      .updateTable('installations')
-      .set((eb) => ({
-        ...this.#tokens.seal(identity.client_id, identity.resource_key, tokens, now),
-        ...(extra.scopes !== undefined ? { scopes: JSON.stringify(extra.scopes) } : {}),
-        ...(extra.status !== undefined ? { status: extra.status } : {}),
-        ...(extra.statusReason !== undefined ? { status_reason: extra.statusReason } : {}),
-        refresh_failures: 0,
-        last_refresh_at: now,
-        last_error: null,
-        retry_at: null,
-        sweep_owner: null,
-        sweep_until: null,
-        version: eb('version', '+', 1),
-        updated_at: now,
-      }))
-      .where('id', '=', id)
-      .where('version', '=', expectedVersion)
-      .returningAll()
-      .executeTakeFirst()
+    const update = (trx: Kysely<VaultDatabase>) =>
+      trx
+        .updateTable('installations')
+        .set((eb) => ({
+          ...this.#tokens.seal(identity.client_id, identity.resource_key, tokens, now),
+          ...(extra.scopes !== undefined ? { scopes: JSON.stringify(extra.scopes) } : {}),
+          ...(extra.status !== undefined ? { status: extra.status } : {}),
+          ...(extra.statusReason !== undefined ? { status_reason: extra.statusReason } : {}),
+          refresh_failures: 0,
+          last_refresh_at: now,
+          last_error: null,
+          retry_at: null,
+          sweep_owner: null,
+          sweep_until: null,
+          version: eb('version', '+', 1),
+          updated_at: now,
+        }))
+        .where('id', '=', id)
+        .where('version', '=', expectedVersion)
+        .returningAll()
+    const audit = extra.audit
+    let row: InstallationRow | undefined
+    if (!audit) {
+      row = await update(db).executeTakeFirst()
+    } else if (this.#ctx.dialect === 'postgres') {
+      // The rotated pair and its audit entry in one statement (one round trip, one commit): the entry
+      // exists exactly when the update happened. The refresher makes thousands of these in a backlog.
+      const detail = JSON.stringify({ ...audit.detail, version: expectedVersion + 1 })
+      row = await db
+        .with('u', () => update(db))
+        .with('a', (qc) =>
+          qc
+            .insertInto('audit_log')
+            .columns(['installation_id', 'action', 'detail', 'at'])
+            .expression((eb) => eb.selectFrom('u').select(['u.id', sql<string>`${audit.action}::text`.as('action'), sql<string>`${detail}::text`.as('detail'), sql<number>`${now}::bigint`.as('at')])),
+        )
+        .selectFrom('u')
+        .selectAll()
+        .executeTakeFirst()
+    } else {
+      // SQLite: one transaction, one commit to the WAL.
+      row = await db.transaction().execute(async (trx) => {
+        const updated = await update(trx).executeTakeFirst()
+        if (updated) {
+          await trx
+            .insertInto('audit_log')
+            .values({ installation_id: id, action: audit.action, detail: JSON.stringify({ ...audit.detail, version: updated.version }), at: now })
+            .execute()
+        }
+        return updated
+      })
+    }
     if (!row) {
       logger.debug({ installationId: id, expectedVersion }, 'vault: token update lost the compare-and-swap')
       return undefined

@@ -202,6 +202,12 @@ export interface AuditEntry {
   detail?: Record<string, unknown>
 }
 
+/** An audit entry written together with a change of an installation (its id is the installation's). */
+export interface AuditNote {
+  action: string
+  detail?: Record<string, unknown>
+}
+
 export interface AuditRecord extends Required<AuditEntry> {
   id: number
   at: Date
@@ -250,13 +256,15 @@ export interface InstallationStore {
   /**
    * Compare-and-swap: stores new tokens only if the row's version is still `expectedVersion`.
    * Returns the updated installation, or `undefined` when the version moved (someone else won).
-   * Also resets the failure count and `retryAt`, and records `lastRefreshAt`.
+   * Also resets the failure count and `retryAt`, and records `lastRefreshAt`. With `audit`, an audit
+   * entry is written with the update, atomically (its detail gains the new `version`); none when the
+   * swap is lost.
    */
   updateTokens(
     id: string,
     expectedVersion: number,
     tokens: TokenSet,
-    extra?: { scopes?: string[]; status?: InstallationStatus; statusReason?: string | null },
+    extra?: { scopes?: string[]; status?: InstallationStatus; statusReason?: string | null; audit?: AuditNote },
   ): Promise<Installation | undefined>
 
   /**
