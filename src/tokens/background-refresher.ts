@@ -11,7 +11,8 @@
  *   errors, and halves on a failure or a slow answer, between 1 and `maxConcurrency` (HighLevel's token
  *   endpoint is HighLevel's: the ceiling is a setting, conservative by default).
  * - A sweep keeps going until a page comes back empty, so a backlog (10 % of 100,000 due at once) is
- *   worked off continuously rather than one page per interval.
+ *   worked off continuously rather than one page per interval; the next page is read while the current
+ *   one is still being worked, so workers never stand idle between pages.
  */
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -116,11 +117,18 @@ export class BackgroundRefresher {
     // Each installation at most once per sweep: a row whose refresh failed without a retry time (a lock
     // timeout) stays due, and must not keep the sweep going round.
     const done = new Set<string>()
+    const queue: InstallationSummary[] = []
+    let head = 0
+    let exhausted = false
+    let fetching = false
+    let failure: unknown
+    let active = 0
+    const halted = () => this.#stopped || t.closing || failure !== undefined
     // Rows expiring before the next sweep's margin are due now (so none enters the margin unrefreshed).
     // The sweep goes on until a page comes back empty: a page a peer partly claimed is short, yet more
-    // rows may be due behind it.
-    for (;;) {
-      if (this.#stopped || t.closing) return result
+    // rows may be due behind it. The next page is read while the workers still have two rounds of the
+    // current one ahead of them, so they never wait for a page (nor for the slowest row of the last).
+    const readPage = async (): Promise<void> => {
       const now = t.clock.now()
       const page = await t.vault.installations.due({
         clientId: t.config.clientId,
@@ -132,52 +140,68 @@ export class BackgroundRefresher {
       })
       result.pages++
       const fresh = page.filter((inst) => !done.has(inst.id))
-      if (fresh.length === 0) return result
-      for (const inst of fresh) done.add(inst.id)
-      await this.#work(fresh, result)
+      if (fresh.length === 0) exhausted = true
+      for (const inst of fresh) {
+        done.add(inst.id)
+        queue.push(inst)
+      }
     }
+    await new Promise<void>((resolve) => {
+      const pump = (): void => {
+        if (head >= 1024) {
+          // Rows handed out leave the queue in bulk (a shift per row would copy it each time).
+          queue.splice(0, head)
+          head = 0
+        }
+        const waiting = queue.length - head
+        if (!halted() && !exhausted && !fetching && waiting < this.#concurrency * 2) {
+          fetching = true
+          readPage().then(
+            () => {
+              fetching = false
+              pump()
+            },
+            (err: unknown) => {
+              fetching = false
+              failure = err
+              pump()
+            },
+          )
+        }
+        while (!halted() && active < this.#concurrency && head < queue.length) {
+          active++
+          this.#refreshOne(queue[head++]!, result).finally(() => {
+            active--
+            pump()
+          })
+        }
+        if (active === 0 && !fetching && (halted() || (exhausted && head >= queue.length))) resolve()
+      }
+      pump()
+    })
+    if (failure !== undefined) throw failure
+    return result
   }
 
-  /** Refreshes a page with an adaptive number of workers. */
-  async #work(page: InstallationSummary[], result: SweepResult): Promise<void> {
+  /** One installation of the sweep; its time and outcome adapt the concurrency. */
+  async #refreshOne(inst: InstallationSummary, result: SweepResult): Promise<void> {
     const t: TokenContext = this.#t
-    let next = 0
-    let active = 0
-    await new Promise<void>((resolve) => {
-      const launch = (): void => {
-        while (!this.#stopped && !t.closing && active < this.#concurrency && next < page.length) {
-          const inst = page[next++]!
-          active++
-          const started = performance.now()
-          this.#coordinator
-            .refresh(inst.id, inst.version, { force: true, allowSuspended: true })
-            .then(
-              ({ refreshed }) => {
-                result.examined++
-                if (refreshed) result.refreshed++
-                this.#adapt(performance.now() - started, true)
-              },
-              (err: unknown) => {
-                result.examined++
-                result.failed++
-                // Only blips of HighLevel (or waits on the lock) say the endpoint is strained.
-                this.#adapt(performance.now() - started, !(isTransient(err) || (err instanceof GhlError && err.code === 'GHL_LOCK_TIMEOUT')))
-                const code = err instanceof GhlError ? err.code : 'GHL_INTERNAL'
-                const level = code === 'GHL_INSTALLATION_SUSPENDED' || code === 'GHL_REAUTHORIZATION_REQUIRED' ? 'info' : 'warn'
-                t.logger[level]({ installationId: inst.id, code, err: level === 'warn' ? err : undefined }, 'background refresh failed')
-                t.emit('backgroundRefreshFailed', { installationId: inst.id, code })
-              },
-            )
-            .finally(() => {
-              active--
-              if (active === 0 && (next >= page.length || this.#stopped || t.closing)) resolve()
-              else launch()
-            })
-        }
-        if (active === 0) resolve()
-      }
-      launch()
-    })
+    const started = performance.now()
+    try {
+      const { refreshed } = await this.#coordinator.refresh(inst.id, inst.version, { force: true, allowSuspended: true })
+      result.examined++
+      if (refreshed) result.refreshed++
+      this.#adapt(performance.now() - started, true)
+    } catch (err) {
+      result.examined++
+      result.failed++
+      // Only blips of HighLevel (or waits on the lock) say the endpoint is strained.
+      this.#adapt(performance.now() - started, !(isTransient(err) || (err instanceof GhlError && err.code === 'GHL_LOCK_TIMEOUT')))
+      const code = err instanceof GhlError ? err.code : 'GHL_INTERNAL'
+      const level = code === 'GHL_INSTALLATION_SUSPENDED' || code === 'GHL_REAUTHORIZATION_REQUIRED' ? 'info' : 'warn'
+      t.logger[level]({ installationId: inst.id, code, err: level === 'warn' ? err : undefined }, 'background refresh failed')
+      t.emit('backgroundRefreshFailed', { installationId: inst.id, code })
+    }
   }
 
   /** Additive increase while answers are fast and good, multiplicative decrease otherwise. */
