@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { sql, type ExpressionBuilder, type Insertable, type Kysely, type SelectQueryBuilder } from 'kysely'
 import { GhlError } from '../errors.js'
 import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type InstallationsTable, type VaultDatabase } from './schema.js'
+import { LookupBatcher } from './lookup-batcher.js'
 import { badInput, clampLimit, isStringArray, isValidDate, nonEmpty, tokenSetProblems, type SqlContext } from './sql-helpers.js'
 import type { TokenCipher } from './token-cipher.js'
 import type {
@@ -583,15 +584,20 @@ export class SqlInstallationStore implements InstallationStore {
     return query
   }
 
+  /**
+   * The row of one resource (location or company) of an app: one indexed read, shared with every other
+   * lookup asked for at the same moment (see {@link LookupBatcher}).
+   */
   async #findByResource(clientId: string, rk: string): Promise<Installation | undefined> {
-    const row = await this.#ctx.db
-      .selectFrom('installations')
-      .selectAll()
-      .where('client_id', '=', clientId)
-      .where('resource_key', '=', rk)
-      .executeTakeFirst()
+    const row = await this.#lookups.get(clientId, rk)
     return row && this.#open(row)
   }
+
+  readonly #lookups = new LookupBatcher<InstallationRow>(async (clientId, keys) => {
+    const query = this.#ctx.db.selectFrom('installations').selectAll().where('client_id', '=', clientId)
+    const rows = await (keys.length === 1 ? query.where('resource_key', '=', keys[0]!) : query.where('resource_key', 'in', keys)).execute()
+    return new Map(rows.map((r) => [r.resource_key, r]))
+  })
 
   #open(row: InstallationRow): Installation {
     if (!this.#identities.has(row.id)) {

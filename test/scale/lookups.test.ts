@@ -87,6 +87,26 @@ for (const dialect of DIALECTS) {
       assert.equal(queries.length, 1)
     })
 
+    test('calls for twenty different cold locations at once are answered by one indexed query', async () => {
+      const tokens = world.tokens()
+      await notInstalled(tokens.getAccessToken({ kind: 'location', id: 'warm-agencies-2' }))
+      const installed = Array.from({ length: 10 }, (_, i) => locationId(world.layout.due + 100 + i))
+      const unknown = Array.from({ length: 10 }, (_, i) => `burst-unknown-${i}`)
+      const got = new Map<string, string>()
+      const queries = await world.log.during(() =>
+        Promise.all([
+          ...installed.map(async (id) => got.set(id, (await tokens.getAccessToken({ kind: 'location', id })).accessToken)),
+          ...unknown.map((id) => notInstalled(tokens.getAccessToken({ kind: 'location', id }))),
+        ]),
+      )
+      // Each caller got its own row's token (and the unknown ones "not installed").
+      for (const id of installed) assert.equal(got.get(id), `at.${id}.seed`)
+      assert.equal(queries.length, 1, queries.map((q) => q.sql).join('\n'))
+      assert.equal(queries[0]!.rows, 10)
+      assert.equal(queries[0]!.parameters.filter((p) => typeof p === 'string' && p.startsWith('location:')).length, 20)
+      assertIndexed(dialect, await plan(world, queries[0]!))
+    })
+
     test('an unknown id is remembered briefly: the second call sends no query, and after a while one again', async () => {
       const clock = new ManualClock(Date.now())
       const tokens = world.tokens({ clock })
