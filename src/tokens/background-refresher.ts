@@ -13,6 +13,9 @@
  * - A sweep keeps going until a page comes back empty, so a backlog (10 % of 100,000 due at once) is
  *   worked off continuously rather than one page per interval; the next page is read while the current
  *   one is still being worked, so workers never stand idle between pages.
+ * - It shares the event loop with calls: each refresh starts, and stores its answer, in a turn of the
+ *   loop of its own ({@link TurnPacer}), so answers that arrive together are not all stored in one
+ *   turn (on SQLite every statement holds the loop).
  */
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -20,6 +23,7 @@ import { GhlError } from '../errors.js'
 import type { InstallationSummary } from '../vault/types.js'
 import type { RefreshCoordinator } from './refresh-coordinator.js'
 import { isTransient, type TokenContext } from './token-context.js'
+import { TurnPacer } from './turn-pacer.js'
 
 /** Settings of {@link BackgroundRefresher}. */
 export interface BackgroundRefresherOptions {
@@ -56,6 +60,8 @@ export class BackgroundRefresher {
   #running: Promise<SweepResult> | undefined
   #stopped = false
   #concurrency: number
+  readonly #pacer = new TurnPacer()
+  readonly #pace = (): Promise<void> => this.#pacer.next()
 
   constructor(context: TokenContext, coordinator: RefreshCoordinator, options: BackgroundRefresherOptions) {
     this.#t = context
@@ -188,7 +194,9 @@ export class BackgroundRefresher {
     const t: TokenContext = this.#t
     const started = performance.now()
     try {
-      const { refreshed } = await this.#coordinator.refresh(inst.id, inst.version, { force: true, allowSuspended: true })
+      // Answers are stored one per turn of the event loop (on SQLite those statements hold the loop);
+      // the next refresh then starts (its lock and read) in the same turn.
+      const { refreshed } = await this.#coordinator.refresh(inst.id, inst.version, { force: true, allowSuspended: true, pace: this.#pace })
       result.examined++
       if (refreshed) result.refreshed++
       this.#adapt(performance.now() - started, true)

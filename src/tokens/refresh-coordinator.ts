@@ -21,6 +21,16 @@ export const RECONNECT_FLAG = 'reconnect'
 /** The lease of the one instance asking HighLevel whether Reconnect still exists. */
 const RECONNECT_PROBE_FLAG = 'reconnect.probe'
 
+/** How {@link RefreshCoordinator.refresh} goes about it. */
+export interface RefreshOptions {
+  /** After a 401: any newer row will do; otherwise only a fresh one. */
+  force: boolean
+  /** The background refresher and operators retry suspended rows (a success makes them active again). */
+  allowSuspended?: boolean
+  /** Awaited between HighLevel's answer and storing it (the background refresher's pacing). */
+  pace?: () => Promise<void>
+}
+
 /** The outcome of one refresh: the row to use, and whether this call (not a peer) asked HighLevel. */
 export interface RefreshResult {
   row: Installation
@@ -64,7 +74,7 @@ export class RefreshCoordinator {
    * a 401): any newer row will do; otherwise only a fresh one. `allowSuspended`: the background refresher
    * and operators retry suspended rows (a success makes them active again).
    */
-  async refresh(id: string, seenVersion: number, options: { force: boolean; allowSuspended?: boolean }): Promise<RefreshResult> {
+  async refresh(id: string, seenVersion: number, options: RefreshOptions): Promise<RefreshResult> {
     const first = await this.#t.flights.run(`refresh:${id}`, () => this.#refreshOnce(id, seenVersion, options))
     // A forced refresh (after a 401) that joined a flight which did not move the version got the
     // rejected token back: go once more, now that the in-process flight is over.
@@ -74,7 +84,7 @@ export class RefreshCoordinator {
     return first
   }
 
-  #refreshOnce(id: string, seenVersion: number, options: { force: boolean; allowSuspended?: boolean }): Promise<RefreshResult> {
+  #refreshOnce(id: string, seenVersion: number, options: RefreshOptions): Promise<RefreshResult> {
     const t: TokenContext = this.#t
     if (t.closing) return Promise.reject(new GhlError('GHL_SHUTTING_DOWN', 'The connector is shutting down: no new refresh is started'))
     return t.vault.locks.withRefreshLock(
@@ -87,14 +97,14 @@ export class RefreshCoordinator {
         // row was re-installed). After a 401 any newer row will do; after an expiry only a fresh one.
         const moved = row.version !== seenVersion
         if (moved && row.status === 'active' && (options.force || t.isFresh(row))) return { row, refreshed: false }
-        return { row: await this.#refreshLocked(row), refreshed: true }
+        return { row: await this.#refreshLocked(row, options.pace), refreshed: true }
       },
       { waitMs: t.lockWaitMs },
     )
   }
 
   /** Runs with the lock held and the row just read. */
-  async #refreshLocked(row: UsableRow): Promise<Installation> {
+  async #refreshLocked(row: UsableRow, pace?: () => Promise<void>): Promise<Installation> {
     const t: TokenContext = this.#t
     const deadline = t.clock.now() + t.refreshBudgetMs
     const refreshToken = row.tokens.refreshToken
@@ -125,6 +135,8 @@ export class RefreshCoordinator {
       return this.#recover(row, `refresh token rejected: ${err.oauthError ?? 'invalid_grant'}`, deadline)
     }
     await t.hooks.afterRefreshResponse?.(row.id)
+    // The background refresher stores its answers one per turn of the event loop (see TurnPacer).
+    await pace?.()
     return this.#storeTokens(row, tokens, sentAt, 'refreshed')
   }
 

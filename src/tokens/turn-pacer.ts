@@ -1,0 +1,43 @@
+/**
+ * Spreads background work over turns of the event loop: each `next()` resolves in a turn of its own,
+ * in order, so pieces of synchronous work that become ready together (thirty-two refreshes whose
+ * answers arrived in one poll — on SQLite each then runs its statements synchronously) run one per
+ * turn, with timers and I/O between them, instead of holding the loop for all of them at once.
+ *
+ * A turn here is one `setImmediate`: an immediate queued from another immediate runs in the next
+ * iteration of the loop, after its timers and I/O. An idle loop goes round in microseconds, so the
+ * pace costs throughput nothing; a busy one gives calls their share first.
+ */
+export class TurnPacer {
+  readonly #waiting: Array<() => void> = []
+  #head = 0
+  #scheduled = false
+
+  /** Resolves in a turn of the event loop that no other waiter of this pacer gets. */
+  next(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.#waiting.push(resolve)
+      if (!this.#scheduled) {
+        this.#scheduled = true
+        setImmediate(this.#release)
+      }
+    })
+  }
+
+  /** Waiters not released yet. */
+  get waiting(): number {
+    return this.#waiting.length - this.#head
+  }
+
+  readonly #release = (): void => {
+    const resolve = this.#waiting[this.#head++]
+    if (this.#head >= 1024) {
+      this.#waiting.splice(0, this.#head)
+      this.#head = 0
+    }
+    // The waiter's continuation runs in the microtasks right after this callback, in this turn.
+    resolve?.()
+    if (this.#head < this.#waiting.length) setImmediate(this.#release)
+    else this.#scheduled = false
+  }
+}
