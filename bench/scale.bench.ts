@@ -219,7 +219,7 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
   let ghl: Connector | undefined
   let watching = false
   let longest = { ms: 0, sql: '' }
-  const statements = new Map<string, number>()
+  const statements = new Map<string, { n: number; ms: number }>()
   try {
     const config = loadConfig({ env: env(db.url, endpoint.url) })
     // The vault reports each statement's time: on SQLite that is time the event loop is held.
@@ -231,7 +231,10 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
         if (!watching) return
         if (q.durationMs > longest.ms) longest = { ms: q.durationMs, sql: q.sql.slice(0, 70) }
         const kind = q.sql.slice(0, 40).replace(/\s+/g, ' ')
-        statements.set(kind, (statements.get(kind) ?? 0) + 1)
+        const tally = statements.get(kind) ?? { n: 0, ms: 0 }
+        tally.n++
+        tally.ms += q.durationMs
+        statements.set(kind, tally)
       },
     })
     ghl = await createConnector({ config, background: false, vault })
@@ -320,7 +323,10 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
     watching = false
     gcs.disconnect()
     await refresher.stop()
-    if (process.env.BENCH_STATEMENTS) console.log([...statements].sort((a, b) => b[1] - a[1]).map(([k, v]) => `    ${v} × ${k}`).join('\n'))
+    if (process.env.BENCH_STATEMENTS) {
+      const rows = [...statements].sort((a, b) => b[1].ms - a[1].ms)
+      console.log(rows.map(([k, v]) => `    ${v.n} × ${k}… ${(v.ms / v.n).toFixed(2)} ms each, ${(v.ms / 1000).toFixed(1)} s in all`).join('\n'))
+    }
     const endpointStats = await endpoint.stats()
     if (endpointStats.reused !== 0) throw new Error(`${endpointStats.reused} refresh tokens were used twice`)
 
