@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
 import type { ResourceClient } from '../client/index.js'
-import { checkApiKey } from './api-key.js'
+import { apiKeyChecker } from './api-key.js'
 import { assertProxyable } from './proxy-guard.js'
 import { matchOperation } from '../api/matcher.js'
 
@@ -22,8 +22,9 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 10 * 1024 * 1024 }, (_req, body, done) => done(null, body))
 
+  const authorized = apiKeyChecker(connector.config.connectorApiKey)
   const handle = (pick: (params: Record<string, string>) => ResourceClient) => async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!checkApiKey(req, connector.config.connectorApiKey)) {
+    if (!authorized(req)) {
       return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
     }
     const params = req.params as Record<string, string>
