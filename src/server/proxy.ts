@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
-import type { ResourceClient } from '../client/index.js'
+import type { ResourceClient, StreamResponse } from '../client/index.js'
 import { apiKeyChecker } from './api-key.js'
 import { assertProxyable } from './proxy-guard.js'
 import { matchOperation } from '../api/matcher.js'
@@ -16,6 +16,16 @@ import { matchOperation } from '../api/matcher.js'
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'accept-language', 'version', 'if-none-match']
 /** Response headers not copied back (hop-by-hop, or recomputed by our server). */
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-authenticate', 'trailer'])
+/**
+ * An answer whose length HighLevel declares up to this is read whole and sent as one buffer; a longer
+ * one, or one of unknown length, is streamed. Nearly every API answer is small, and a stream costs
+ * per request what a small body does not: two end-of-stream watchers and a pipe between undici's body
+ * and the response, and chunked framing (`npm run bench:proxy`: the proxy's CPU per call).
+ */
+const BUFFERED_MAX = 64 * 1024
+
+/** undici's answer body, which reads itself whole (an answer the client had buffered comes as a plain Readable). */
+type UndiciBody = StreamResponse['body'] & { arrayBuffer(): Promise<ArrayBuffer> }
 
 /** Registers the proxy routes on an encapsulated scope (its bodies are taken as raw bytes). */
 export function registerProxy(scope: FastifyInstance, connector: Connector): void {
@@ -66,6 +76,16 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
       reply.code(res.status)
       for (const [name, value] of Object.entries(res.headers)) {
         if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) reply.header(name, value)
+      }
+      const answer = res.body as StreamResponse['body'] | UndiciBody
+      if (Number(res.headers['content-length']) <= BUFFERED_MAX && req.method !== 'HEAD' && 'arrayBuffer' in answer) {
+        let bytes: Buffer
+        try {
+          bytes = Buffer.from(await answer.arrayBuffer())
+        } catch (err) {
+          throw new GhlError('GHL_NETWORK', "HighLevel's answer broke off before its end", { cause: err })
+        }
+        return reply.send(bytes)
       }
       return reply.send(res.body)
     } catch (err) {
