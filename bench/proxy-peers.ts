@@ -10,7 +10,8 @@
  * - a bare proxy, for comparison: `node:http` and undici and nothing else.
  *
  * A child answers `{ cpu: true }` with its `process.cpuUsage()` and `{ exit: true }` by closing and
- * exiting (so that `--cpu-prof` writes its profile).
+ * exiting (so that `--cpu-prof` writes its profile). A proxy child given a fifth argument loads the
+ * library from that checkout instead of this one.
  */
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
@@ -19,12 +20,9 @@ import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { destination } from 'pino'
 import { Agent, request } from 'undici'
-import { loadConfig } from '../src/config.js'
-import { createConnector } from '../src/connector.js'
-import { batchedDestination, createLogger } from '../src/logger.js'
-import { buildServer } from '../src/server/index.js'
 
 /** The installation the proxy serves, and the token it holds. */
 export const LOCATION_ID = 'loc-proxy'
@@ -85,8 +83,16 @@ export async function startBareProxy(options: { apiUrl: string }): Promise<Peer>
   }
 }
 
-/** The proxy (see the file comment), in front of `apiUrl`, requiring `apiKey`. */
-export async function startProxy(options: { apiUrl: string; apiKey: string; level: 'info' | 'silent' }): Promise<Peer> {
+/**
+ * The proxy (see the file comment), in front of `apiUrl`, requiring `apiKey`: this checkout's, or, with
+ * `root`, the one of another checkout of the project (its `src/`), to compare two versions side by side.
+ */
+export async function startProxy(options: { apiUrl: string; apiKey: string; level: 'info' | 'silent'; root?: string }): Promise<Peer> {
+  const src = options.root === undefined ? new URL('../src/', import.meta.url) : pathToFileURL(join(options.root, 'src/'))
+  const { loadConfig } = (await import(new URL('config.js', src).href)) as typeof import('../src/config.js')
+  const { createConnector } = (await import(new URL('connector.js', src).href)) as typeof import('../src/connector.js')
+  const { createLogger, batchedDestination } = (await import(new URL('logger.js', src).href)) as Partial<typeof import('../src/logger.js')> & Pick<typeof import('../src/logger.js'), 'createLogger'>
+  const { buildServer } = (await import(new URL('server/index.js', src).href)) as typeof import('../src/server/index.js')
   const dir = mkdtempSync(join(tmpdir(), 'ghl-proxy-bench-'))
   const config = loadConfig({
     env: {
@@ -103,8 +109,9 @@ export async function startProxy(options: { apiUrl: string; apiKey: string; leve
       LOG_LEVEL: options.level,
     },
   })
-  // Lines are formatted, redacted and written as `ghl-connect serve` does, to /dev/null instead of stdout.
-  const logger = createLogger({ level: options.level, destination: batchedDestination('/dev/null') })
+  // Lines are formatted, redacted and written as `ghl-connect serve` does, to /dev/null instead of stdout
+  // (a checkout from before batchedDestination wrote them through pino's asynchronous destination).
+  const logger = createLogger({ level: options.level, destination: batchedDestination ? batchedDestination('/dev/null') : destination({ dest: '/dev/null', sync: false }) })
   const connector = await createConnector({ config, logger, background: false })
   await connector.vault.installations.upsert({
     clientId: config.clientId,
@@ -129,8 +136,8 @@ export async function startProxy(options: { apiUrl: string; apiKey: string; leve
 
 // As a child process: start the peer named on the command line, report its URL, answer the parent.
 if (process.argv[1] === fileURLToPath(import.meta.url) && process.send) {
-  const [role, apiUrl, apiKey, level] = process.argv.slice(2)
-  const peer = role === 'upstream' ? await startUpstream() : await startProxy({ apiUrl: apiUrl!, apiKey: apiKey!, level: level as 'info' | 'silent' })
+  const [role, apiUrl, apiKey, level, root] = process.argv.slice(2)
+  const peer = role === 'upstream' ? await startUpstream() : await startProxy({ apiUrl: apiUrl!, apiKey: apiKey!, level: level as 'info' | 'silent', root })
   process.on('message', async (m: { cpu?: boolean; exit?: boolean }) => {
     if (m.cpu) process.send!({ cpu: process.cpuUsage() })
     if (m.exit) {

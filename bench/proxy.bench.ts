@@ -14,7 +14,9 @@
  *    comparison, the same through a bare proxy (`node:http` + undici and nothing else).
  * 2. As a sidecar: the upstream and each proxy in a child process of its own, the load generator here.
  *    a. CPU-bound (the upstream answers at once): the CPU time each process spends per request — the
- *       proxy process's µs per proxied call is what a sidecar costs — and throughput proxy/direct.
+ *       proxy process's µs per proxied call is what a sidecar costs. The proxies (info, silent, and with
+ *       `--baseline` another checkout's) take their calls interleaved, so that they are compared under
+ *       the same load at the same moments; the direct calls run before or after them.
  *    b. Latency: the upstream answers after 50 ms (as the scale bench's token endpoint does; HighLevel's
  *       API answers in tens to hundreds of ms over the internet). Throughput proxy/direct at 64 in flight,
  *       and the latency a caller sees, p50 and p99, with what the hop adds to each. The 64 calls move in
@@ -30,9 +32,11 @@
  * prints C, U and P as measured and the ratio they predict. What a deployment sees is part 2b.
  *
  * Options: `--requests N` per side per round in the CPU-bound parts (default 4000), `--rounds N`
- * (default 5), `--parts 1,2a,2b` (which parts to run), `--cpu-prof-dir DIR` (the proxy children write
- * CPU profiles there, sampled every 100 µs). Figures on a shared 2-core machine move by ±10 % between
- * runs; the sides of one round share its conditions, hence the per-round ratios.
+ * (default 5), `--parts 1,2a,2b` (which parts to run), `--baseline DIR` (2a also measures, with
+ * `LOG_LEVEL=info`, the proxy of the checkout in DIR — another commit, e.g. from `git archive <commit> |
+ * tar -x -C DIR`, its `node_modules` linked to this one's: before and after in one run), `--cpu-prof-dir
+ * DIR` (the proxy children write CPU profiles there, sampled every 100 µs). Figures on a shared 2-core
+ * machine move by ±10 % from run to run; compare the sides of one run.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -48,6 +52,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string' },
     'cpu-prof-dir': { type: 'string' },
     parts: { type: 'string' },
+    baseline: { type: 'string' },
   },
 })
 const PARTS = new Set((args.parts ?? '1,2a,2b').split(',').map((p) => p.trim()))
@@ -178,6 +183,7 @@ const verdict = (ok: boolean): string => (ok ? 'meets it' : 'does not meet it')
 const INFO = 'proxy info'
 const SILENT = 'proxy silent'
 const BARE = 'bare proxy'
+const BASELINE = 'baseline info'
 
 console.log(`bench:proxy — GET /contacts/c1 direct vs /proxy/locations/${LOCATION_ID}/contacts/c1; target: "the proxy hop costs ≤ 30 % against a direct call with LOG_LEVEL=info"`)
 
@@ -208,18 +214,61 @@ if (PARTS.has('1')) {
 // 2. As a sidecar: each peer in its own process.
 type Children = { upstream: ChildPeer; [INFO]: ChildPeer; [SILENT]: ChildPeer }
 
-async function cpuBound(c: Children): Promise<void> {
-  const runs = await rounds('2a. sidecar, upstream answering at once (CPU-bound)', [direct(c.upstream.url), proxied(INFO, c[INFO].url), proxied(SILENT, c[SILENT].url)], N, c)
-  const caller = cpuOf(runs, 'direct', 'this process')
-  const upstream = cpuOf(runs, 'direct', 'upstream')
-  const p = cpuOf(runs, INFO, INFO)
-  const ps = cpuOf(runs, SILENT, SILENT)
-  console.log(`  CPU per request: caller ${caller.toFixed(0)} µs and upstream ${upstream.toFixed(0)} µs for a direct call; the proxy process ${p.toFixed(0)} µs (info), ${ps.toFixed(0)} µs (silent) per proxied call`)
-  console.log(`  in one process that predicts proxy/direct = (C + U) / (C + U + P) = ${((caller + upstream) / (caller + upstream + p)).toFixed(3)} (info); ${TARGET} would need P ≤ ${(((caller + upstream) * (1 - TARGET)) / TARGET).toFixed(0)} µs`)
+/**
+ * `n` calls to each side at once, call i to side i mod k, 64 in flight: the sides meet the same machine
+ * at the same moments (a shared 2-core machine moves by ±10 % from one second to the next). The CPU µs
+ * per call of the child serving each side.
+ */
+async function interleaved(sides: Side[], n: number, children: Record<string, ChildPeer>): Promise<Map<string, number>> {
+  const before = await Promise.all(sides.map((s) => children[s.name]!.cpu()))
+  let next = 0
+  const total = n * sides.length
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < total) await sides[next++ % sides.length]!.one()
+    }),
+  )
+  const after = await Promise.all(sides.map((s) => children[s.name]!.cpu()))
+  return new Map(sides.map((s, i) => [s.name, (after[i]! - before[i]!) / n]))
+}
+
+async function cpuBound(c: Children, baseline: ChildPeer | undefined): Promise<void> {
+  const title = `2a. sidecar, upstream answering at once (CPU-bound): ${N} direct calls, then ${N} calls to each proxy interleaved (or the other way round), ${ROUNDS} rounds`
+  console.log(`\n${title}`)
+  const directSide = direct(c.upstream.url)
+  const proxies = [proxied(INFO, c[INFO].url), proxied(SILENT, c[SILENT].url), ...(baseline ? [proxied(BASELINE, baseline.url)] : [])]
+  const children: Record<string, ChildPeer> = { upstream: c.upstream, [INFO]: c[INFO], [SILENT]: c[SILENT], ...(baseline ? { [BASELINE]: baseline } : {}) }
+  await run(directSide, 1000)
+  await interleaved(proxies, 1000, children)
+  const caller: number[] = []
+  const upstream: number[] = []
+  const proxy = new Map<string, number[]>(proxies.map((s) => [s.name, []]))
+  for (let r = 0; r < ROUNDS; r++) {
+    const measureDirect = async () => {
+      const d = await run(directSide, N, { upstream: c.upstream })
+      caller.push(d.cpu.get('this process')!)
+      upstream.push(d.cpu.get('upstream')!)
+    }
+    if (r % 2 === 0) await measureDirect()
+    const p = await interleaved(proxies, N, children)
+    for (const [name, us] of p) proxy.get(name)!.push(us)
+    if (r % 2 === 1) await measureDirect()
+    console.log(`  round ${r + 1}: direct: caller ${caller.at(-1)!.toFixed(0)} µs, upstream ${upstream.at(-1)!.toFixed(0)} µs; ${[...p].map(([k, v]) => `${k} ${v.toFixed(0)} µs`).join(', ')}`)
+  }
+  const C = median(caller)
+  const U = median(upstream)
+  const p = median(proxy.get(INFO)!)
+  const ps = median(proxy.get(SILENT)!)
+  console.log(`  CPU per call: caller ${C.toFixed(0)} µs and upstream ${U.toFixed(0)} µs for a direct call; the proxy process ${p.toFixed(0)} µs (info), ${ps.toFixed(0)} µs (silent) per proxied call`)
+  console.log(`  in one process that predicts proxy/direct = (C + U) / (C + U + P) = ${((C + U) / (C + U + p)).toFixed(3)} (info); ${TARGET} would need P ≤ ${(((C + U) * (1 - TARGET)) / TARGET).toFixed(0)} µs`)
+  const perRound = (name: string) => median(proxy.get(name)!.map((x, i) => x / proxy.get(INFO)![i]!))
   summary.push(["2a. sidecar: the proxy process's CPU per proxied call, LOG_LEVEL=info", `${p.toFixed(0)} µs`, ''])
-  summary.push(['2a. sidecar: the same, silent', `${ps.toFixed(0)} µs`, ''])
-  summary.push(["2a. sidecar: a direct call's CPU, caller + upstream (C + U)", `${(caller + upstream).toFixed(0)} µs`, ''])
-  summary.push(['2a. sidecar, CPU-bound: throughput proxy/direct, LOG_LEVEL=info', ratio(runs, INFO).toFixed(3), '(2 cores for 3 busy processes)'])
+  summary.push(['2a. sidecar: the same, silent', `${ps.toFixed(0)} µs (${perRound(SILENT).toFixed(3)} × info)`, ''])
+  if (baseline) {
+    const b = median(proxy.get(BASELINE)!)
+    summary.push([`2a. sidecar: the same, LOG_LEVEL=info, the baseline (${args.baseline})`, `${b.toFixed(0)} µs (this checkout: ${(1 / perRound(BASELINE)).toFixed(3)} × the baseline)`, ''])
+  }
+  summary.push(["2a. sidecar: a direct call's CPU, caller + upstream (C + U)", `${(C + U).toFixed(0)} µs`, ''])
 }
 
 async function latency(c: Children): Promise<void> {
@@ -244,8 +293,10 @@ async function latency(c: Children): Promise<void> {
 if (PARTS.has('2a') || PARTS.has('2b')) {
   const upstream = await spawnPeer('upstream')
   const children: Children = { upstream, [INFO]: await spawnPeer('proxy', [upstream.url, apiKey, 'info']), [SILENT]: await spawnPeer('proxy', [upstream.url, apiKey, 'silent']) }
+  const baseline = args.baseline && PARTS.has('2a') ? await spawnPeer('proxy', [upstream.url, apiKey, 'info', args.baseline]) : undefined
   try {
-    if (PARTS.has('2a')) await cpuBound(children)
+    if (PARTS.has('2a')) await cpuBound(children, baseline)
+    await baseline?.close()
     if (PARTS.has('2b')) await latency(children)
   } finally {
     for (const child of Object.values(children)) await child.close()
