@@ -10,8 +10,7 @@
  *   — target ≤ 5 ms each;
  * - a sweep of the background refresher with 10 % due (`--due`), while calls run: its time (target ≤ 30 s at
  *   100k), and the event loop's longest delay meanwhile (`monitorEventLoopDelay`, target ≤ 20 ms);
- * - memory per cached installation (target ≤ 1 KB) and the cache bound holding (`GHL_TOKEN_CACHE_MAX`);
- * then, once, the proxy hop against a direct call with `LOG_LEVEL=info` (target: costs ≤ 30 %).
+ * - memory per cached installation (target ≤ 1 KB) and the cache bound holding (`GHL_TOKEN_CACHE_MAX`).
  * Run with `--expose-gc` (the npm script does) for the memory figures.
  */
 import { randomBytes } from 'node:crypto'
@@ -23,18 +22,13 @@ import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:pe
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { destination } from 'pino'
-import { Agent, request } from 'undici'
 import { loadConfig } from '../src/config.js'
 import { createConnector, type Connector } from '../src/connector.js'
 import { NotInstalledError } from '../src/errors.js'
-import { createLogger } from '../src/logger.js'
-import { buildServer } from '../src/server/index.js'
 import { TokenService } from '../src/tokens/token-service.js'
 import { createVault } from '../src/vault/create-vault.js'
 import { createPostgresDatabase, postgresSkipReason } from '../test/helpers/services.js'
 import { coveredId, layout, locationId, seedInstallations } from '../test/scale/seed.js'
-import { startTokenEndpoint } from '../test/scale/token-endpoint.js'
 import { startTokenEndpointProcess } from '../test/scale/token-endpoint-process.js'
 
 const { values: args } = parseArgs({
@@ -43,8 +37,6 @@ const { values: args } = parseArgs({
     dialects: { type: 'string' },
     concurrency: { type: 'string' },
     due: { type: 'string' },
-    proxy: { type: 'boolean', default: true },
-    'no-proxy': { type: 'boolean' },
   },
 })
 const N = Number(args.installations ?? process.env.BENCH_INSTALLATIONS ?? 100_000)
@@ -383,71 +375,6 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
   }
 }
 
-/** The proxy hop: the same GET direct to the API, and through `/proxy/locations/:id/…`, at concurrency 64. */
-async function proxyHop(): Promise<void> {
-  const endpoint = await startTokenEndpoint({ latencyMs: LATENCY_MS })
-  const dir = mkdtempSync(join(tmpdir(), 'ghl-scale-proxy-'))
-  const apiKey = randomBytes(24).toString('base64url')
-  const agent = new Agent({ keepAliveTimeout: 60_000, connections: 64 })
-  const servers: Array<{ close: () => Promise<unknown>; connector: Connector }> = []
-  const start = async (level: 'info' | 'silent') => {
-    const config = loadConfig({ env: env(join(dir, `${level}.db`), endpoint.url, { GHL_CONNECTOR_API_KEY: apiKey, LOG_LEVEL: level }) })
-    // Lines are formatted and redacted as in production, then written to /dev/null (not a terminal).
-    const logger = createLogger({ level, destination: destination({ dest: '/dev/null', sync: false }) })
-    const connector = await createConnector({ config, logger, background: false })
-    await connector.vault.installations.upsert({
-      clientId: config.clientId, companyId: 'co-proxy', locationId: 'loc-proxy', userType: 'Location', scopes: ['contacts.readonly', 'locations.readonly'], source: 'oauth',
-      tokens: { accessToken: 'at.proxy', refreshToken: 'rt.loc-proxy.co-proxy.0', expiresAt: new Date(Date.now() + 20 * 3600_000) },
-    })
-    const app = await buildServer(connector)
-    const url = await app.listen({ port: 0, host: '127.0.0.1' })
-    servers.push({ close: () => app.close(), connector })
-    return url
-  }
-  try {
-    const infoUrl = await start('info')
-    const silentUrl = await start('silent')
-    const direct = async () => {
-      const res = await request(`${endpoint.url}/contacts/c1`, { dispatcher: agent, headers: { authorization: 'Bearer at.proxy', version: '2021-07-28' } })
-      await res.body.text()
-      if (res.statusCode !== 200) throw new Error(`direct answered ${res.statusCode}`)
-    }
-    const via = (base: string) => async () => {
-      const res = await request(`${base}/proxy/locations/loc-proxy/contacts/c1`, { dispatcher: agent, headers: { 'x-connector-key': apiKey, version: '2021-07-28' } })
-      await res.body.text()
-      if (res.statusCode !== 200) throw new Error(`proxy answered ${res.statusCode}`)
-    }
-    const rps = async (one: () => Promise<void>, n: number): Promise<number> => {
-      const t = performance.now()
-      await timed(n, 64, one)
-      return (n / (performance.now() - t)) * 1000
-    }
-    const sides: Array<[string, () => Promise<void>]> = [['direct', direct], ['proxy, LOG_LEVEL=info', via(infoUrl)], ['proxy, silent', via(silentUrl)]]
-    for (const [, one] of sides) await rps(one, 2000)
-    const ratios: Record<string, number[]> = { info: [], silent: [] }
-    const n = Number(process.env.BENCH_REQUESTS ?? 10_000)
-    console.log(`\nproxy hop: GET /contacts/c1, ${n} requests per side, concurrency 64, 5 rounds (rotating which side goes first)`)
-    for (let round = 0; round < 5; round++) {
-      const order = sides.map((_, i) => sides[(i + round) % sides.length]!)
-      const got = new Map<string, number>()
-      for (const [name, one] of order) got.set(name, await rps(one, n))
-      const d = got.get('direct')!
-      ratios.info!.push(got.get('proxy, LOG_LEVEL=info')! / d)
-      ratios.silent!.push(got.get('proxy, silent')! / d)
-      console.log(`  round ${round + 1}: ${[...got].map(([k, v]) => `${k} ${v.toFixed(0)} req/s`).join(', ')}`)
-    }
-    console.log(`  median proxy/direct, LOG_LEVEL=info: ${median(ratios.info!).toFixed(3)}; silent: ${median(ratios.silent!).toFixed(3)} (target: the hop costs ≤ 30 %, i.e. ≥ 0.70)`)
-  } finally {
-    for (const s of servers) {
-      await s.close()
-      await s.connector.close()
-    }
-    await agent.close()
-    await endpoint.close()
-    rmSync(dir, { recursive: true, force: true })
-  }
-}
-
 console.log(`bench:scale — ${N.toLocaleString('en')} installations, dialects ${DIALECTS.join(', ')}, token endpoint ${LATENCY_MS} ms${gc ? '' : ' (run with --expose-gc for memory figures)'}`)
 const results = new Map<string, Figures | string>()
 for (const d of DIALECTS) results.set(d, await runDialect(d))
@@ -478,4 +405,3 @@ for (const d of DIALECTS) {
   if (typeof r === 'string') console.log(`${d}: skipped (${r})`)
   else console.log(`${d}: longest statement: ${r.longest.sql}…; sweep: ${r.swept}; calls during the sweep: ${r.callsDuringSweep}; cache bound: ${r.lruBound}`)
 }
-if (args.proxy && !args['no-proxy']) await proxyHop()

@@ -6,11 +6,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyRequest } from 'fastify'
 
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
+
 /** Constant-time string comparison: both sides are hashed first so lengths do not leak. */
 export function safeEqual(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest()
-  const hb = createHash('sha256').update(b).digest()
-  return timingSafeEqual(ha, hb)
+  return timingSafeEqual(digest(a), digest(b))
 }
 
 /** The key a request presents, if any. */
@@ -37,4 +37,19 @@ export function checkApiKey(req: Pick<FastifyRequest, 'headers'>, configured: st
   if (!configured) return false
   const key = presentedKey(req, options)
   return key !== undefined && safeEqual(key, configured)
+}
+
+/**
+ * {@link checkApiKey} for one configured key, hashed once: a request then costs one hash (of what it
+ * presents) and the constant-time comparison of the two digests — the same comparison, since the
+ * configured key's digest does not depend on the request. For routes that check the key on every call
+ * (the proxy).
+ */
+export function apiKeyChecker(configured: string | undefined): (req: Pick<FastifyRequest, 'headers'>) => boolean {
+  if (!configured) return () => false
+  const expected = digest(configured)
+  return (req) => {
+    const key = presentedKey(req)
+    return key !== undefined && timingSafeEqual(digest(key), expected)
+  }
 }

@@ -91,15 +91,21 @@ export async function buildServer(connector: Connector, options: ServerOptions =
   app.addHook('preClose', async () => {
     closing = true
   })
-  app.addHook('onRequest', async (_req, reply) => {
-    if (closing) return sendError(reply, new GhlError('GHL_SHUTTING_DOWN', undefined, { retryAfterMs: 1000 }))
+  // The hooks below run on every request: callback style, not async, so that none costs a promise and
+  // a turn of the microtask queue (`npm run bench:proxy`: the proxy's CPU per call).
+  app.addHook('onRequest', (_req, reply, done) => {
+    if (!closing) return done()
+    sendError(reply, new GhlError('GHL_SHUTTING_DOWN', undefined, { retryAfterMs: 1000 }))
   })
-  app.addHook('onSend', async (_req, reply, payload) => {
+  app.addHook('onSend', (_req, reply, payload, done) => {
     if (closing) reply.header('connection', 'close')
-    return payload
+    done(null, payload)
   })
-  app.addHook('onResponse', async (req, reply) => {
-    log.info({ method: req.method, path: req.url.split('?')[0], status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+  app.addHook('onResponse', (req, reply, done) => {
+    const url = req.url
+    const q = url.indexOf('?')
+    log.info({ method: req.method, path: q < 0 ? url : url.slice(0, q), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request')
+    done()
   })
 
   app.setErrorHandler(async (err: Error & { statusCode?: number; code?: string }, req, reply) => {

@@ -7,8 +7,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
-import type { ResourceClient } from '../client/index.js'
-import { checkApiKey } from './api-key.js'
+import type { ResourceClient, StreamResponse } from '../client/index.js'
+import { apiKeyChecker } from './api-key.js'
 import { assertProxyable } from './proxy-guard.js'
 import { matchOperation } from '../api/matcher.js'
 
@@ -16,14 +16,25 @@ import { matchOperation } from '../api/matcher.js'
 const FORWARDED_REQUEST_HEADERS = ['content-type', 'accept', 'accept-language', 'version', 'if-none-match']
 /** Response headers not copied back (hop-by-hop, or recomputed by our server). */
 const DROPPED_RESPONSE_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'upgrade', 'proxy-authenticate', 'trailer'])
+/**
+ * An answer whose length HighLevel declares up to this is read whole and sent as one buffer; a longer
+ * one, or one of unknown length, is streamed. Nearly every API answer is small, and a stream costs
+ * per request what a small body does not: two end-of-stream watchers and a pipe between undici's body
+ * and the response, and chunked framing (`npm run bench:proxy`: the proxy's CPU per call).
+ */
+const BUFFERED_MAX = 64 * 1024
+
+/** undici's answer body, which reads itself whole (an answer the client had buffered comes as a plain Readable). */
+type UndiciBody = StreamResponse['body'] & { arrayBuffer(): Promise<ArrayBuffer> }
 
 /** Registers the proxy routes on an encapsulated scope (its bodies are taken as raw bytes). */
 export function registerProxy(scope: FastifyInstance, connector: Connector): void {
   scope.removeAllContentTypeParsers()
   scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: 10 * 1024 * 1024 }, (_req, body, done) => done(null, body))
 
+  const authorized = apiKeyChecker(connector.config.connectorApiKey)
   const handle = (pick: (params: Record<string, string>) => ResourceClient) => async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!checkApiKey(req, connector.config.connectorApiKey)) {
+    if (!authorized(req)) {
       return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
     }
     const params = req.params as Record<string, string>
@@ -65,6 +76,16 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
       reply.code(res.status)
       for (const [name, value] of Object.entries(res.headers)) {
         if (value !== undefined && !DROPPED_RESPONSE_HEADERS.has(name.toLowerCase())) reply.header(name, value)
+      }
+      const answer = res.body as StreamResponse['body'] | UndiciBody
+      if (Number(res.headers['content-length']) <= BUFFERED_MAX && req.method !== 'HEAD' && 'arrayBuffer' in answer) {
+        let bytes: Buffer
+        try {
+          bytes = Buffer.from(await answer.arrayBuffer())
+        } catch (err) {
+          throw new GhlError('GHL_NETWORK', "HighLevel's answer broke off before its end", { cause: err })
+        }
+        return reply.send(bytes)
       }
       return reply.send(res.body)
     } catch (err) {

@@ -22,9 +22,10 @@ export async function registerConsole(app: AnyFastify, connector: Connector, opt
   app.addHook('onError', async (_req, _reply, err) => {
     if (err instanceof GhlError) metrics.error(err.code)
   })
-  app.addHook('onResponse', async (req, reply) => {
-    if (req.method !== 'POST' || req.routeOptions.url !== webhookPath) return
-    metrics.webhookRequest(reply.statusCode < 300 ? 'accepted' : 'refused')
+  // On every request: callback style (no promise), as the hooks of buildServer.
+  app.addHook('onResponse', (req, reply, done) => {
+    if (req.method === 'POST' && req.routeOptions.url === webhookPath) metrics.webhookRequest(reply.statusCode < 300 ? 'accepted' : 'refused')
+    done()
   })
   await app.register(async (scope) => registerConsoleApi(scope, connector, operator))
   await app.register(async (scope) => registerConsolePages(scope, connector, operator, auth, options))
