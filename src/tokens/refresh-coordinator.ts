@@ -89,8 +89,9 @@ export class RefreshCoordinator {
     if (t.closing) return Promise.reject(new GhlError('GHL_SHUTTING_DOWN', 'The connector is shutting down: no new refresh is started'))
     return t.vault.locks.withRefreshLock(
       id,
-      async () => {
-        const row = await t.vault.installations.get(id)
+      async (locked) => {
+        // The row as read under the lock (PostgreSQL reads it with the lock), else read now.
+        const row = locked ?? (await t.vault.installations.get(id))
         if (!row) throw new NotInstalledError({}, `No installation with id ${id}`)
         t.assertTokens(row, { allowSuspended: options.allowSuspended })
         // The version moved since the caller read the row: the previous lock holder refreshed (or the

@@ -11,6 +11,7 @@
 import { createHash } from 'node:crypto'
 import type pg from 'pg'
 import { GhlError } from '../errors.js'
+import type { InstallationRow } from './schema.js'
 import { lockAborted, lockNotInstalled, lockTimeout, remaining, type RefreshLockBackend } from './refresh-lock.js'
 
 /** A signed 64-bit advisory-lock key for an installation id (as text, cast to bigint in SQL). */
@@ -36,7 +37,7 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
     this.#statementMs = statementMs
   }
 
-  async run<T>(id: string, deadline: number, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  async run<T>(id: string, deadline: number, fn: (row?: InstallationRow) => Promise<T>, signal?: AbortSignal): Promise<T> {
     const waitMs = remaining(deadline)
     const client = await this.#connect(id, deadline, waitMs, signal)
     let broken = false
@@ -53,30 +54,38 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       const left = Math.floor(remaining(deadline))
       // The existence check and the lock are one statement: a row that does not exist takes no lock and
       // waits for nothing. A refresh holds this connection throughout, so each round trip saved is time
-      // the connection (and the refresher's worker) is free sooner: taking the lock is one message.
+      // the connection (and the refresher's worker) is free sooner: taking the lock and reading the row
+      // under it is one message — the simple protocol runs its statements in order, and the read, a
+      // statement of its own, sees every commit up to the moment the lock was granted (READ COMMITTED
+      // takes a snapshot per statement), so it reads what the previous holder stored.
+      const literal = client.escapeLiteral(id)
+      const read = `select * from installations where id = ${literal}`
+      let row: InstallationRow | undefined
       if (left <= 0) {
-        const [, locked] = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${client.escapeLiteral(id)}`)) as unknown as pg.QueryResult<{ locked: boolean }>[]
-        if (locked!.rows.length === 0) throw lockNotInstalled(id)
-        if (!locked!.rows[0]!.locked) throw lockTimeout(id, waitMs)
+        const results = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${literal}`)) as unknown as pg.QueryResult<{ locked: boolean }>[]
+        const locked = results[1]!
+        if (locked.rows.length === 0) throw lockNotInstalled(id)
+        if (!locked.rows[0]!.locked) throw lockTimeout(id, waitMs)
+        row = (await client.query<InstallationRow>(read)).rows[0]
       } else {
-        // One message, three statements (the simple protocol, so the id goes in as a literal escaped by
-        // pg itself; the key and the timeout are numbers computed here). lock_timeout is local to this
-        // transaction, which runs nothing but the lock (fn writes through the other pool). The server
-        // ends the wait at lock_timeout; the client bound only catches a server that stopped answering.
-        let locked: pg.QueryResult
+        // Four statements (the simple protocol, so the id goes in as a literal escaped by pg itself; the
+        // key and the timeout are numbers computed here). lock_timeout is local to this transaction,
+        // which writes nothing (fn writes through the other pool). The server ends the wait at
+        // lock_timeout; the client bound only catches a server that stopped answering.
+        let results: pg.QueryResult[]
         try {
-          const results = (await client.query({
-            text: `begin; set local lock_timeout = ${left}; select pg_advisory_xact_lock(${key}::bigint) from installations where id = ${client.escapeLiteral(id)}`,
+          results = (await client.query({
+            text: `begin; set local lock_timeout = ${left}; select pg_advisory_xact_lock(${key}::bigint) from installations where id = ${literal}; ${read}`,
             query_timeout: left + this.#statementMs,
           } as pg.QueryConfig)) as unknown as pg.QueryResult[]
-          locked = results[2]!
         } catch (err) {
           if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
           throw err
         }
-        if (locked.rowCount === 0) throw lockNotInstalled(id)
+        if (results[2]!.rowCount === 0) throw lockNotInstalled(id)
+        row = results[3]!.rows[0] as InstallationRow | undefined
       }
-      const result = await fn()
+      const result = await fn(row)
       // The lock's transaction writes nothing (fn writes through the other pool): a commit that fails
       // (the server stopped answering) loses nothing — the session ends and the lock with it.
       await client.query('commit').catch(() => {

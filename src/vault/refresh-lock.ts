@@ -32,12 +32,14 @@
  * injected clock (all processes must share a clock, as they do the database); waiting is measured on
  * the monotonic timer, since it is real time spent sleeping.
  */
+import type { InstallationRow } from './schema.js'
 import { performance } from 'node:perf_hooks'
 import { GhlError, NotInstalledError } from '../errors.js'
 
 /** Holds the database side of the lock while `fn` runs. `deadline` is on `performance.now()`. */
 export interface RefreshLockBackend {
-  run<T>(id: string, deadline: number, fn: () => Promise<T>, signal?: AbortSignal): Promise<T>
+  /** Runs `fn` holding the lock; a backend that reads the row with the lock passes it (raw) to `fn`. */
+  run<T>(id: string, deadline: number, fn: (row?: InstallationRow) => Promise<T>, signal?: AbortSignal): Promise<T>
   /** Releases connections the backend owns. */
   close?(): Promise<void>
 }

@@ -599,6 +599,11 @@ export class SqlInstallationStore implements InstallationStore {
     return new Map(rows.map((r) => [r.resource_key, r]))
   })
 
+  /** An installation from its row as read by other code of the vault (the refresh lock), tokens opened. */
+  fromRow(row: InstallationRow): Installation {
+    return this.#open(row)
+  }
+
   #open(row: InstallationRow): Installation {
     if (!this.#identities.has(row.id)) {
       if (this.#identities.size >= IDENTITIES_MAX) this.#identities.delete(this.#identities.keys().next().value!)

@@ -15,7 +15,7 @@ import { GhlError } from '../errors.js'
 import { KeyedMutex } from './keyed-mutex.js'
 import { vaultMigrations } from './migrations/index.js'
 import type { RefreshLockBackend } from './refresh-lock.js'
-import type { VaultDatabase } from './schema.js'
+import type { InstallationRow, VaultDatabase } from './schema.js'
 import { SqlAuditLog, SqlFlagStore } from './sql-audit-log.js'
 import { badInput, type SqlContext } from './sql-helpers.js'
 import { SqlInstallationStore, TokenColumns } from './sql-installation-store.js'
@@ -33,6 +33,7 @@ import type {
   AuditLog,
   ConsoleStore,
   FlagStore,
+  Installation,
   InstallationStore,
   KeyRotation,
   OAuthStateStore,
@@ -64,21 +65,23 @@ export interface SqlVaultOptions extends SqlContext {
 class SqlRefreshLocks implements RefreshLocks {
   readonly #local = new KeyedMutex()
   readonly #backend: RefreshLockBackend
+  readonly #open: (row: InstallationRow) => Installation
 
-  constructor(backend: RefreshLockBackend) {
+  constructor(backend: RefreshLockBackend, open: (row: InstallationRow) => Installation) {
     this.#backend = backend
+    this.#open = open
   }
 
-  async withRefreshLock<T>(id: string, fn: () => Promise<T>, options: RefreshLockOptions = {}): Promise<T> {
+  async withRefreshLock<T>(id: string, fn: (row?: Installation) => Promise<T>, options: RefreshLockOptions = {}): Promise<T> {
     const waitMs = options.waitMs ?? DEFAULT_LOCK_WAIT_MS
     if (!Number.isFinite(waitMs) || waitMs < 0) throw badInput([`expected waitMs to be a non-negative number, got ${String(waitMs)}`])
     const deadline = performance.now() + waitMs
     const release = await this.#local.acquire(id, waitMs, options.signal)
     // The lock's own queries failing is a database problem; whatever `fn` throws is passed on as it is.
     let fromFn = false
-    const run = async (): Promise<T> => {
+    const run = async (raw?: InstallationRow): Promise<T> => {
       try {
-        return await fn()
+        return await fn(raw && this.#open(raw))
       } catch (err) {
         fromFn = true
         throw err
@@ -119,8 +122,9 @@ export class SqlVault implements Vault {
     this.#options = options
     const tokens = new TokenColumns(options.cipher)
     const ctx: SqlContext = { dialect: options.dialect, db: options.db, clock: options.clock, logger: options.logger }
-    this.installations = guarded(new SqlInstallationStore(ctx, tokens, options.afterWipe))
-    this.locks = new SqlRefreshLocks(options.lock)
+    const installations = new SqlInstallationStore(ctx, tokens, options.afterWipe)
+    this.installations = guarded(installations)
+    this.locks = new SqlRefreshLocks(options.lock, (row) => installations.fromRow(row))
     this.states = guarded(new SqlStateStore(ctx))
     this.webhooks = guarded(new SqlWebhookStore(ctx))
     this.audit = guarded(new SqlAuditLog(ctx))

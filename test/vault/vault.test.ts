@@ -539,6 +539,32 @@ for (const dialect of DIALECTS) {
     })
 
     describe('refresh lock', () => {
+      test('the row handed to a holder (PostgreSQL reads it with the lock) is what the previous holder stored', async () => {
+        const { id } = await vault.installations.upsert(locationInput())
+        let firstDone!: () => void
+        const firstHolding = new Promise<void>((resolve) => (firstDone = resolve))
+        const first = vault.locks.withRefreshLock(id, async (row) => {
+          firstDone()
+          const current = row ?? (await vault.installations.get(id))
+          await sleep(30)
+          return vault.installations.updateTokens(id, current!.version, { accessToken: 'AT-first', refreshToken: 'RT-first', expiresAt: new Date(2e12) })
+        })
+        await firstHolding
+        // A second vault (another process's): it waits for the lock, then must see the first one's write.
+        const other = await open()
+        const seen = await other.locks.withRefreshLock(id, async (row) => row)
+        const stored = await first
+        assert.equal(stored?.version, 2)
+        if (dialect === 'postgres') {
+          assert.equal(seen?.version, 2)
+          assert.deepEqual(seen?.tokens, { accessToken: 'AT-first', refreshToken: 'RT-first', expiresAt: new Date(2e12) })
+          assert.deepEqual(seen, await vault.installations.get(id))
+        } else {
+          // SQLite's lease lock reads no row: the holder reads it itself.
+          assert.equal(seen, undefined)
+        }
+      })
+
       test('50 concurrent holders in one process: never two at once, all run', async () => {
         const { id } = await vault.installations.upsert(locationInput())
         let inside = 0
