@@ -116,11 +116,6 @@ export class CallRecorder implements CallObserver {
     this.#timer.unref()
   }
 
-  /** Adds a listener told about every call (the metrics). */
-  listen(listener: (call: CallRecord) => void): void {
-    this.#listeners.push(listener)
-  }
-
   /** The slot of a minute, cleared when it last held an older minute. */
   #slot(at: number): number {
     const minute = Math.floor(at / 60_000)

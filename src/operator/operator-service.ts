@@ -86,15 +86,10 @@ export const TOKEN_ACTIONS = [
   'reactivated',
 ] as const
 
-const KIND: Record<InstallationKind, (i: InstallationSummary) => boolean> = {
-  agency: (i) => i.userType === 'Company',
-  minted: (i) => i.source === 'agency',
-  location: (i) => i.userType === 'Location' && i.source === 'oauth',
-}
-
-/** The console's kind of an installation. */
+/** The console's kind of an installation: an agency install, a location token minted from one, or a location's own install. */
 export function kindOf(i: InstallationSummary): InstallationKind {
-  return KIND.agency(i) ? 'agency' : KIND.minted(i) ? 'minted' : 'location'
+  if (i.userType === 'Company') return 'agency'
+  return i.source === 'agency' ? 'minted' : 'location'
 }
 
 /** See the file comment. */

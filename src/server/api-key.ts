@@ -8,6 +8,9 @@ import type { FastifyRequest } from 'fastify'
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 
+/** What a request without the right connector API key is told (401 `GHL_UNAUTHORIZED`). */
+export const API_KEY_REFUSED = 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")'
+
 /** Constant-time string comparison: both sides are hashed first so lengths do not leak. */
 export function safeEqual(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b))
@@ -32,18 +35,10 @@ export function presentedKey(req: Pick<FastifyRequest, 'headers'>, options: { ba
   return undefined
 }
 
-/** True when the request carries the configured key. No key configured → always false (closed by default). */
-export function checkApiKey(req: Pick<FastifyRequest, 'headers'>, configured: string | undefined, options: { basic?: boolean } = {}): boolean {
-  if (!configured) return false
-  const key = presentedKey(req, options)
-  return key !== undefined && safeEqual(key, configured)
-}
-
 /**
- * {@link checkApiKey} for one configured key, hashed once: a request then costs one hash (of what it
- * presents) and the constant-time comparison of the two digests — the same comparison, since the
- * configured key's digest does not depend on the request. For routes that check the key on every call
- * (the proxy).
+ * Whether a request carries the configured key, for one configured key hashed once: a request costs
+ * one hash (of what it presents) and a constant-time comparison of the two digests. No key configured
+ * → always false (closed by default).
  */
 export function apiKeyChecker(configured: string | undefined): (req: Pick<FastifyRequest, 'headers'>) => boolean {
   if (!configured) return () => false

@@ -31,56 +31,6 @@ export function layout(title: string, body: string): string {
 <body>${body}</body></html>`
 }
 
-function describe(i: InstallationSummary): string {
-  const name = i.locationId === null ? i.companyName : i.locationName
-  const kind = i.locationId === null ? 'Agency' : i.source === 'agency' ? 'Sub-account (from agency)' : 'Sub-account'
-  return name ? `${kind}: ${name}` : kind
-}
-
-/** The operator page: an Install button and the installations (no tokens). */
-export function homePage(input: {
-  installations: InstallationSummary[]
-  apiUrl: string
-  clientId: string
-  sandboxUrl?: string
-  /** The connector's public URL: re-authorization links are built on it. */
-  publicUrl?: string
-  /** Configuration problems the operator must see. */
-  warnings?: string[]
-}): string {
-  const rows = input.installations
-    .map(
-      (i) => `<tr data-installation-id="${escapeHtml(i.id)}">
-  <td>${escapeHtml(describe(i))}</td>
-  <td><code>${escapeHtml(i.locationId ?? '—')}</code></td>
-  <td><code>${escapeHtml(i.companyId)}</code></td>
-  <td><code>${escapeHtml(i.userId ?? '—')}</code></td>
-  <td>${escapeHtml(i.scopes.join(' '))}</td>
-  <td>${i.expiresAt ? `<time datetime="${escapeHtml(i.expiresAt.toISOString())}">${escapeHtml(i.expiresAt.toISOString().replace('T', ' ').slice(0, 19))} UTC</time>` : '—'}</td>
-  <td class="status-${escapeHtml(i.status)}">${escapeHtml(i.status.replace('_', ' '))}${i.statusReason ? `<br><span class="muted">${escapeHtml(i.statusReason)}</span>` : ''}${
-    i.status === 'needs_reauthorization'
-      ? `<br><a class="reauthorize" href="${escapeHtml(`${input.publicUrl ?? ''}/oauth/reauthorize/${encodeURIComponent(i.id)}`)}">Re-authorization link</a>`
-      : ''
-  }${i.refreshFailures > 0 && i.status === 'active' ? `<br><span class="muted refresh-failing">${escapeHtml(`${i.refreshFailures} refresh failure(s) in a row: ${i.lastError ?? ''}`)}</span>` : ''}</td>
-  <td>${escapeHtml(i.planId ?? '—')}</td>
-  <td>${escapeHtml(i.updatedAt.toISOString().replace('T', ' ').slice(0, 19))}</td>
-</tr>`,
-    )
-    .join('\n')
-  const table = input.installations.length
-    ? `<table id="installations"><thead><tr><th>Kind</th><th>Location</th><th>Company</th><th>Installed by</th><th>Scopes</th><th>Token expires</th><th>Status</th><th>Plan</th><th>Updated</th></tr></thead><tbody>${rows}</tbody></table>`
-    : `<p id="no-installations" class="muted">No installations yet. Click Install to add one.</p>`
-  return layout(
-    'ghl-connect',
-    `<h1>ghl-connect</h1>
-<p>HighLevel app <code>${escapeHtml(input.clientId)}</code> · API <code>${escapeHtml(input.apiUrl)}</code>${input.sandboxUrl ? ` · <a href="${escapeHtml(input.sandboxUrl)}/_sandbox/apps">sandbox</a>` : ''}</p>
-${(input.warnings ?? []).map((w) => `<div class="box warning" role="alert">${escapeHtml(w)}</div>`).join('\n')}
-<p><a class="button" id="install" href="/oauth/install">Install</a></p>
-<h2>Installations (${input.installations.length})</h2>
-${table}`,
-  )
-}
-
 /** After a successful install. */
 export function installedPage(i: InstallationSummary): string {
   const what = i.locationId ? `sub-account <code>${escapeHtml(i.locationId)}</code>` : `agency <code>${escapeHtml(i.companyId)}</code>`

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../connector.js'
 import { GhlError, HighLevelApiError } from '../errors.js'
 import type { ResourceClient, StreamResponse } from '../client/index.js'
-import { apiKeyChecker } from './api-key.js'
+import { API_KEY_REFUSED, apiKeyChecker } from './api-key.js'
 import { assertProxyable } from './proxy-guard.js'
 import { matchOperation } from '../api/matcher.js'
 
@@ -35,7 +35,7 @@ export function registerProxy(scope: FastifyInstance, connector: Connector): voi
   const authorized = apiKeyChecker(connector.config.connectorApiKey)
   const handle = (pick: (params: Record<string, string>) => ResourceClient) => async (req: FastifyRequest, reply: FastifyReply) => {
     if (!authorized(req)) {
-      return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', status: 401 })
+      return reply.code(401).send({ code: 'GHL_UNAUTHORIZED', message: API_KEY_REFUSED, status: 401 })
     }
     const params = req.params as Record<string, string>
     // The HighLevel path is taken from the raw URL: Fastify's wildcard param is URL-decoded, and a

@@ -13,9 +13,9 @@
  * - A sweep keeps going until a page comes back empty, so a backlog (10 % of 100,000 due at once) is
  *   worked off continuously rather than one page per interval; the next page is read while the current
  *   one is still being worked, so workers never stand idle between pages.
- * - It shares the event loop with calls: each refresh starts, and stores its answer, in a turn of the
- *   loop of its own ({@link TurnPacer}), so answers that arrive together are not all stored in one
- *   turn (on SQLite every statement holds the loop).
+ * - It shares the event loop with calls: each refresh stores its answer in a turn of the loop of its
+ *   own ({@link TurnPacer}), so answers that arrive together are not all stored in one turn (on SQLite
+ *   every statement holds the loop).
  */
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
@@ -124,7 +124,6 @@ export class BackgroundRefresher {
     // timeout) stays due, and must not keep the sweep going round.
     const done = new Set<string>()
     const queue: InstallationSummary[] = []
-    let head = 0
     let exhausted = false
     let fetching = false
     let failure: unknown
@@ -154,13 +153,8 @@ export class BackgroundRefresher {
     }
     await new Promise<void>((resolve) => {
       const pump = (): void => {
-        if (head >= 1024) {
-          // Rows handed out leave the queue in bulk (a shift per row would copy it each time).
-          queue.splice(0, head)
-          head = 0
-        }
-        const waiting = queue.length - head
-        if (!halted() && !exhausted && !fetching && waiting < this.#concurrency * 2) {
+        // The queue holds at most a page and two rounds of workers: shift() is cheap at that size.
+        if (!halted() && !exhausted && !fetching && queue.length < this.#concurrency * 2) {
           fetching = true
           readPage().then(
             () => {
@@ -174,14 +168,14 @@ export class BackgroundRefresher {
             },
           )
         }
-        while (!halted() && active < this.#concurrency && head < queue.length) {
+        while (!halted() && active < this.#concurrency && queue.length > 0) {
           active++
-          this.#refreshOne(queue[head++]!, result).finally(() => {
+          this.#refreshOne(queue.shift()!, result).finally(() => {
             active--
             pump()
           })
         }
-        if (active === 0 && !fetching && (halted() || (exhausted && head >= queue.length))) resolve()
+        if (active === 0 && !fetching && (halted() || (exhausted && queue.length === 0))) resolve()
       }
       pump()
     })

@@ -70,9 +70,8 @@ export class RefreshCoordinator {
    */
 
   /**
-   * Refreshes the installation unless someone already did since `seenVersion` was read. `force` (after
-   * a 401): any newer row will do; otherwise only a fresh one. `allowSuspended`: the background refresher
-   * and operators retry suspended rows (a success makes them active again).
+   * Refreshes the installation unless someone already did since `seenVersion` was read (see
+   * {@link RefreshOptions}).
    */
   async refresh(id: string, seenVersion: number, options: RefreshOptions): Promise<RefreshResult> {
     const first = await this.#t.flights.run(`refresh:${id}`, () => this.#refreshOnce(id, seenVersion, options))

@@ -9,8 +9,8 @@
  * pace costs throughput nothing; a busy one gives calls their share first.
  */
 export class TurnPacer {
+  /** Few at a time (one per refresh in flight): shift() is cheap at that size. */
   readonly #waiting: Array<() => void> = []
-  #head = 0
   #scheduled = false
 
   /** Resolves in a turn of the event loop that no other waiter of this pacer gets. */
@@ -26,18 +26,13 @@ export class TurnPacer {
 
   /** Waiters not released yet. */
   get waiting(): number {
-    return this.#waiting.length - this.#head
+    return this.#waiting.length
   }
 
   readonly #release = (): void => {
-    const resolve = this.#waiting[this.#head++]
-    if (this.#head >= 1024) {
-      this.#waiting.splice(0, this.#head)
-      this.#head = 0
-    }
     // The waiter's continuation runs in the microtasks right after this callback, in this turn.
-    resolve?.()
-    if (this.#head < this.#waiting.length) setImmediate(this.#release)
+    this.#waiting.shift()?.()
+    if (this.#waiting.length > 0) setImmediate(this.#release)
     else this.#scheduled = false
   }
 }

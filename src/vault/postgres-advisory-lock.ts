@@ -62,11 +62,11 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
       const read = `select * from installations where id = ${literal}`
       let row: InstallationRow | undefined
       if (left <= 0) {
-        const results = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${literal}`)) as unknown as pg.QueryResult<{ locked: boolean }>[]
-        const locked = results[1]!
-        if (locked.rows.length === 0) throw lockNotInstalled(id)
-        if (!locked.rows[0]!.locked) throw lockTimeout(id, waitMs)
-        row = (await client.query<InstallationRow>(read)).rows[0]
+        const results = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${literal}; ${read}`)) as unknown as pg.QueryResult[]
+        const locked = results[1]!.rows as Array<{ locked: boolean }>
+        if (locked.length === 0) throw lockNotInstalled(id)
+        if (!locked[0]!.locked) throw lockTimeout(id, waitMs)
+        row = results[2]!.rows[0] as InstallationRow | undefined
       } else {
         // Four statements (the simple protocol, so the id goes in as a literal escaped by pg itself; the
         // key and the timeout are numbers computed here). lock_timeout is local to this transaction,

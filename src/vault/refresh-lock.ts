@@ -32,9 +32,9 @@
  * injected clock (all processes must share a clock, as they do the database); waiting is measured on
  * the monotonic timer, since it is real time spent sleeping.
  */
-import type { InstallationRow } from './schema.js'
 import { performance } from 'node:perf_hooks'
 import { GhlError, NotInstalledError } from '../errors.js'
+import type { InstallationRow } from './schema.js'
 
 /** Holds the database side of the lock while `fn` runs. `deadline` is on `performance.now()`. */
 export interface RefreshLockBackend {

@@ -1,6 +1,7 @@
 /**
  * `ghl-connect installations [list | show ID]`: the stored installations, never a token.
  */
+import { kindOf as consoleKind } from '../../operator/operator-service.js'
 import { GhlError, NotInstalledError } from '../../errors.js'
 import type { InstallationStatus, InstallationSummary, Vault } from '../../vault/types.js'
 import { defineCommand, expectPositionals, oneOf, UsageError } from '../command.js'
@@ -12,8 +13,8 @@ export type InstallationKind = (typeof INSTALLATION_KINDS)[number]
 
 /** agency: a company-level install; minted: a location token minted from an agency's; sub-account: a location's own install. */
 export function kindOf(i: InstallationSummary): InstallationKind {
-  if (i.userType === 'Company') return 'agency'
-  return i.source === 'agency' ? 'minted' : 'sub-account'
+  const kind = consoleKind(i)
+  return kind === 'location' ? 'sub-account' : kind
 }
 
 /**

@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Connector } from '../../connector.js'
 import type { OperatorService } from '../../operator/operator-service.js'
 import type { InstallationQuery, WebhookStatus } from '../../vault/types.js'
-import { checkApiKey } from '../api-key.js'
+import { API_KEY_REFUSED, apiKeyChecker } from '../api-key.js'
 import { errorBody } from '../app.js'
 
 const STATUS = ['active', 'suspended', 'needs_reauthorization', 'uninstalled'] as const
@@ -66,12 +66,10 @@ export function registerConsoleApi(app: FastifyInstance, connector: Connector, o
   const { config } = connector
   // Plain JSON.stringify: Dates become ISO strings and nothing is dropped by a response schema.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data))
+  const authorized = apiKeyChecker(config.connectorApiKey)
+  const refuse = (reply: FastifyReply) => reply.code(401).send(errorBody('GHL_UNAUTHORIZED', API_KEY_REFUSED, 401))
   const guard = async (req: FastifyRequest, reply: FastifyReply) => {
-    if (!checkApiKey(req, config.connectorApiKey)) {
-      return reply
-        .code(401)
-        .send(errorBody('GHL_UNAUTHORIZED', 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")', 401))
-    }
+    if (!authorized(req)) return refuse(reply)
   }
 
   app.get(
@@ -169,7 +167,7 @@ export function registerConsoleApi(app: FastifyInstance, connector: Connector, o
       },
     },
     async (req, reply) => {
-      if (config.production && !checkApiKey(req, config.connectorApiKey)) return guard(req, reply)
+      if (config.production && !authorized(req)) return refuse(reply)
       const { contentType, body } = await connector.metrics.text()
       return reply.header('content-type', contentType).header('cache-control', 'no-store').serializer((s: string) => s).send(body)
     },
