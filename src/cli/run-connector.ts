@@ -29,9 +29,8 @@ export async function runConnector(config: Config, logger: Logger, extra: RunCon
     throw err
   }
   const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${config.port}`
-  extra.onListening?.(url)
-  logger.info({ url, database: connector.vault.dialect, redis: Boolean(config.redisUrl) }, 'ghl-connect listening')
-  await onShutdown(async (step) => {
+  // The signal handlers go in before the ready line: whoever waits for that line may signal at once.
+  const stopped = onShutdown(async (step) => {
     // Stop taking requests (answering those under way), then let refreshes in flight store their rows.
     step('the HTTP server (requests under way)')
     await app.close()
@@ -41,6 +40,9 @@ export async function runConnector(config: Config, logger: Logger, extra: RunCon
     await extra.onClose?.()
     // Requests under way may take their whole timeout; then refreshes in flight their shutdown timeout.
   }, config.requestTimeoutMs + config.shutdownTimeoutMs + 15_000)
+  extra.onListening?.(url)
+  logger.info({ url, database: connector.vault.dialect, redis: Boolean(config.redisUrl) }, 'ghl-connect listening')
+  await stopped
   return 0
 }
 
@@ -57,13 +59,16 @@ export function onShutdown(stop: (step: (name: string) => void) => Promise<void>
       stopping = true
       // stderr: `serve`'s stdout carries JSON log lines only.
       process.stderr.write(`\n${signal}: shutting down\n`)
-      setTimeout(() => {
+      const limit = setTimeout(() => {
         process.stderr.write(`shutdown took longer than ${Math.round(limitMs / 1000)} s (still closing ${current}); exiting\n`)
         process.exit(1)
       }, limitMs).unref()
       stop((name) => (current = name))
         .catch((err) => process.stderr.write(`shutdown error: ${(err as Error).message}\n`))
-        .finally(() => resolveDone())
+        .finally(() => {
+          clearTimeout(limit)
+          resolveDone()
+        })
     }
     process.once('SIGINT', () => handler('SIGINT'))
     process.once('SIGTERM', () => handler('SIGTERM'))

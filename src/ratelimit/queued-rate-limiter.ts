@@ -253,7 +253,9 @@ export abstract class QueuedRateLimiter implements RateLimiter, PermitOwner {
       while (q.size > 0) {
         let now = this.clock.now()
         const head = q.peek()!
-        if (head.deadline !== undefined && now > head.deadline) {
+        // Turned away only when the budget's next opening was after its deadline: the time this
+        // process took to get here (the turn it waited for, a timer's jitter) is not the caller's wait.
+        if (head.deadline !== undefined && now > head.deadline && q.nextAt > head.deadline) {
           settle(q.shift()!, new RateLimitedError(0))
           continue
         }

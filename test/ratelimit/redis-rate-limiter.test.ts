@@ -10,6 +10,7 @@ import { RedisRateLimiter } from '../../src/ratelimit/redis-rate-limiter.js'
 import { createRateLimiter } from '../../src/ratelimit/index.js'
 import type { RateLimitSettings } from '../../src/config.js'
 import { GhlError, RateLimitedError } from '../../src/errors.js'
+import { ManualClock } from '../../src/clock.js'
 import { maxInWindow, startLimitedServer } from './fixtures/limited-server.js'
 import { startHoldRelay } from './fixtures/hold-relay.js'
 import { lateAnswerKeepsItsWindow } from './fixtures/scenarios.js'
@@ -112,6 +113,27 @@ describe('RedisRateLimiter: one budget shared by every process', { skip }, () =>
     } finally {
       await a.close()
       await b.close()
+      await cleanup(redis, keyPrefix)
+    }
+  })
+
+  test('a free budget serves a caller whose deadline passed only while this process got to the take (deadline: now)', async () => {
+    const keyPrefix = prefix()
+    const redis = new Redis(REDIS_URL)
+    const clock = new ManualClock(Date.now())
+    const l = new RedisRateLimiter(settings({ burstMax: 2 }), redis, { clientId: 'app-test', keyPrefix, clock })
+    try {
+      const first = l.acquire('loc7', { deadline: clock.now() })
+      clock.advance(5) // the turn before the take starts: later than the deadline, no budget wait
+      await (await first).release()
+      // Positive control: a caller the budget cannot serve before its deadline is still turned away.
+      const second = l.acquire('loc7', { deadline: clock.now() })
+      clock.advance(5)
+      await (await second).release()
+      const err = await l.acquire('loc7', { deadline: clock.now() + 100 }).catch((e: unknown) => e)
+      assert.ok(err instanceof RateLimitedError, String(err))
+    } finally {
+      await l.close()
       await cleanup(redis, keyPrefix)
     }
   })

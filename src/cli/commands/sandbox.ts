@@ -32,6 +32,8 @@ Example:
     const { onShutdown } = await import('../run-connector.js')
     const logger = await humanLogger(process.env.LOG_LEVEL ?? 'info', 1)
     const sb = await startSandbox({ port, host: values.host ?? '127.0.0.1', seed: values.seed, statePath: values.state, logger })
+    // The signal handlers go in before the ready line: whoever waits for that line may signal at once.
+    const stopped = onShutdown(() => sb.close())
     print(
       `HighLevel sandbox listening on ${sb.url}`,
       `  app id        ${sb.app.appId}`,
@@ -39,7 +41,7 @@ Example:
       `  client secret ${sb.app.clientSecret}`,
       `  shared secret ${sb.app.sharedSecret}`,
     )
-    await onShutdown(() => sb.close())
+    await stopped
     return 0
   },
 })
