@@ -42,6 +42,8 @@ export interface CallRecorderOptions {
   flushMs?: number
   /** Told about every call after the recorder (the metrics). */
   listeners?: Array<(call: CallRecord) => void>
+  /** Days of counters kept in the vault (default 30): older rows are deleted once a day by each process's first flush of the day. */
+  keepDays?: number
 }
 
 interface Counter {
@@ -104,6 +106,9 @@ export class CallRecorder implements CallObserver {
   readonly #timer: NodeJS.Timeout
   #flushing: Promise<void> | undefined
   #closed = false
+  readonly #keepDays: number
+  /** The UTC day this process last deleted old counters on. */
+  #purgedOn = ''
 
   constructor(options: CallRecorderOptions) {
     this.#store = options.store
@@ -112,6 +117,7 @@ export class CallRecorder implements CallObserver {
     this.#perInstallation = options.perInstallation ?? 50
     this.#maxInstallations = options.maxInstallations ?? 10_000
     this.#listeners = options.listeners ?? []
+    this.#keepDays = Math.max(1, options.keepDays ?? 30)
     this.#timer = setInterval(() => void this.flush(), options.flushMs ?? 5000)
     this.#timer.unref()
   }
@@ -210,6 +216,7 @@ export class CallRecorder implements CallObserver {
     const deltas = [...batch].map(([installationId, c]) => ({ installationId, ...c }))
     this.#flushing = this.#store
       .addCalls(day, deltas)
+      .then(() => this.#purge())
       .catch((err: unknown) => {
         // Counters are for people; a database blip loses at most one batch's counts — unless the batch
         // can be merged back for the next flush (same day), which is tried first.
@@ -228,6 +235,23 @@ export class CallRecorder implements CallObserver {
       })
       .finally(() => (this.#flushing = undefined))
     return this.#flushing
+  }
+
+  /**
+   * Deletes the counters older than `keepDays`, once per UTC day of this process (every process does:
+   * the delete is one indexed statement, and a second one on the same day finds nothing). A failure is
+   * logged and tried again at the next flush.
+   */
+  async #purge(): Promise<void> {
+    const today = utcDay(this.#clock.now())
+    if (this.#purgedOn === today) return
+    try {
+      const deleted = await this.#store.purgeCallsBefore(utcDay(this.#clock.now() - (this.#keepDays - 1) * 86_400_000))
+      this.#purgedOn = today
+      if (deleted > 0) this.#logger.debug({ deleted, keepDays: this.#keepDays }, 'old call counters deleted')
+    } catch (err) {
+      this.#logger.warn({ err }, 'deleting old call counters failed; tried again at the next flush')
+    }
   }
 
   /** Stops the timer and writes what is pending. */

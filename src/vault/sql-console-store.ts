@@ -66,23 +66,41 @@ export class SqlConsoleStore implements ConsoleStore {
   }
 
   async calls(installationIds: readonly string[], today: string): Promise<Map<string, { today: CallStats | undefined; lastCallAt: Date | null }>> {
+    if (!DAY.test(today)) throw badInput([`expected day as YYYY-MM-DD, got ${JSON.stringify(today)}`])
     const out = new Map<string, { today: CallStats | undefined; lastCallAt: Date | null }>()
+    // One row per installation, whatever the days kept: today's counters (the primary key makes that
+    // day's row unique, so max() is that row's value) and the newest call of any day.
+    const ofToday = (column: 'calls' | 'errors' | 'throttled' | 'last_call_at') =>
+      sql<number | string | null>`max(case when day = ${today} then ${sql.ref(column)} end)`
     for (let i = 0; i < installationIds.length; i += CHUNK) {
       const ids = installationIds.slice(i, i + CHUNK)
-      const rows = await this.#ctx.db.selectFrom('call_stats').selectAll().where('installation_id', 'in', ids).execute()
+      const rows = await this.#ctx.db
+        .selectFrom('call_stats')
+        .select([
+          'installation_id',
+          ofToday('calls').as('calls'),
+          ofToday('errors').as('errors'),
+          ofToday('throttled').as('throttled'),
+          ofToday('last_call_at').as('today_last'),
+          (eb) => eb.fn.max('last_call_at').as('last_call_at'),
+        ])
+        .where('installation_id', 'in', ids)
+        .groupBy('installation_id')
+        .execute()
       for (const row of rows) {
-        const stats: CallStats = {
-          installationId: row.installation_id,
-          day: row.day,
-          calls: Number(row.calls),
-          errors: Number(row.errors),
-          throttled: Number(row.throttled),
-          lastCallAt: new Date(toMillis(row.last_call_at)),
-        }
-        const entry = out.get(row.installation_id) ?? { today: undefined, lastCallAt: null }
-        if (row.day === today) entry.today = stats
-        if (entry.lastCallAt === null || stats.lastCallAt > entry.lastCallAt) entry.lastCallAt = stats.lastCallAt
-        out.set(row.installation_id, entry)
+        const lastCallAt = new Date(toMillis(row.last_call_at))
+        const stats: CallStats | undefined =
+          row.today_last === null
+            ? undefined
+            : {
+                installationId: row.installation_id,
+                day: today,
+                calls: Number(row.calls),
+                errors: Number(row.errors),
+                throttled: Number(row.throttled),
+                lastCallAt: new Date(toMillis(row.today_last)),
+              }
+        out.set(row.installation_id, { today: stats, lastCallAt })
       }
     }
     return out

@@ -29,13 +29,15 @@ function call(over: Partial<CallRecord> = {}): CallRecord {
 }
 
 /** A console store that records what it was asked to write. */
-function recordingStore(): ConsoleStore & { batches: Array<{ day: string; deltas: CallStatsDelta[] }> } {
+function recordingStore(): ConsoleStore & { batches: Array<{ day: string; deltas: CallStatsDelta[] }>; purges: string[] } {
   const batches: Array<{ day: string; deltas: CallStatsDelta[] }> = []
+  const purges: string[] = []
   return {
     batches,
+    purges,
     addCalls: async (day, deltas) => void batches.push({ day, deltas: [...deltas] }),
     calls: async () => new Map(),
-    purgeCallsBefore: async () => 0,
+    purgeCallsBefore: async (day) => (purges.push(day), 0),
     countByStatus: async () => ({ active: 0, suspended: 0, needs_reauthorization: 0, uninstalled: 0 }),
     auditCounts: async () => [],
     webhookCounts: async () => [],
@@ -150,6 +152,31 @@ describe('CallRecorder', () => {
     await recorder.close()
   })
 
+  test('counters older than keepDays are deleted once per UTC day, after a flush; a failed delete is tried again', async () => {
+    const store = recordingStore()
+    const clock = new ManualClock(T0)
+    const recorder = new CallRecorder({ store, clock, logger: silentLogger(), flushMs: 3_600_000, keepDays: 30 })
+    await recorder.flush()
+    assert.deepEqual(store.purges, [], 'nothing written, nothing deleted')
+    recorder.record(call())
+    await recorder.flush()
+    recorder.record(call())
+    await recorder.flush()
+    assert.deepEqual(store.purges, ['2025-12-03'], 'once on the first day: the 30 days kept are 2025-12-03 … 2026-01-01')
+    const purge = store.purgeCallsBefore
+    store.purgeCallsBefore = async () => {
+      throw new Error('database down')
+    }
+    clock.advance(86_400_000)
+    recorder.record(call({ at: clock.now() }))
+    await recorder.flush()
+    store.purgeCallsBefore = purge
+    recorder.record(call({ at: clock.now() }))
+    await recorder.flush()
+    assert.deepEqual(store.purges, ['2025-12-03', '2025-12-04'], 'the next day, again; the failed delete retried at the next flush')
+    await recorder.close()
+  })
+
   test('a failed write keeps the counters for the next flush', async () => {
     const store = recordingStore()
     let fail = true
@@ -193,14 +220,19 @@ for (const dialect of DIALECTS) {
         { installationId: 'b', calls: 1, errors: 1, throttled: 1, lastCallAt: T0 + 5 },
       ])
       await vault.console.addCalls('2026-01-01', [{ installationId: 'a', calls: 3, errors: 2, throttled: 1, lastCallAt: T0 + 7 }])
-      const stats = await vault.console.calls(['a', 'b', 'c'], '2026-01-01')
+      await vault.console.addCalls('2025-12-30', [{ installationId: 'd', calls: 9, errors: 0, throttled: 0, lastCallAt: T0 - 2 * 86_400_000 }])
+      const stats = await vault.console.calls(['a', 'b', 'c', 'd'], '2026-01-01')
+      assert.deepEqual(stats.get('d'), { today: undefined, lastCallAt: new Date(T0 - 2 * 86_400_000) }, 'no call today: only the last call of an earlier day')
+      assert.equal(stats.get('a')!.today!.day, '2026-01-01')
+      assert.equal(stats.get('a')!.today!.lastCallAt.getTime(), T0 + 10)
       assert.equal(stats.get('a')!.today!.calls, 5)
       assert.equal(stats.get('a')!.today!.errors, 2)
       assert.equal(stats.get('a')!.today!.throttled, 1)
       assert.equal(stats.get('a')!.lastCallAt!.getTime(), T0 + 10, 'the newest call wins, not the last batch')
       assert.equal(stats.get('b')!.today!.throttled, 1)
       assert.equal(stats.has('c'), false)
-      assert.equal(await vault.console.purgeCallsBefore('2026-01-01'), 1)
+      assert.equal(await vault.console.purgeCallsBefore('2026-01-01'), 2)
+      assert.equal((await vault.console.calls(['a'], '2026-01-01')).get('a')!.lastCallAt!.getTime(), T0 + 10)
       await assert.rejects(vault.console.addCalls('yesterday', []), /YYYY-MM-DD/)
     })
 
