@@ -9,6 +9,7 @@ import { webhookClaimsMigration } from './0002-webhook-claims.js'
 import { lifecycleAndScaleMigration } from './0003-lifecycle-and-scale.js'
 import { marketplaceMigration } from './0004-marketplace.js'
 import { consoleMigration } from './0005-console.js'
+import { fewerIndexesMigration } from './0006-fewer-indexes.js'
 
 /** The dialects the vault runs on. */
 export type VaultDialect = 'sqlite' | 'postgres'
@@ -23,6 +24,7 @@ export function vaultMigrations(dialect: VaultDialect): MigrationProvider {
         '0003-lifecycle-and-scale': lifecycleAndScaleMigration(),
         '0004-marketplace': marketplaceMigration(),
         '0005-console': consoleMigration(dialect),
+        '0006-fewer-indexes': fewerIndexesMigration(),
       }
     },
   }
