@@ -79,6 +79,8 @@ export interface Config {
   readonly suspendedRetryMs: number
   /** Cached installations per process (the hot path's memory bound). */
   readonly tokenCacheMax: number
+  /** Days the audit log keeps an entry (0: forever); older ones are deleted in the background. */
+  readonly auditRetentionDays: number
   /** Background refresher: scan interval, page size, and most refreshes at once (HighLevel's token endpoint). */
   readonly refresher: { readonly intervalMs: number; readonly pageSize: number; readonly maxConcurrency: number }
   /** Bounds on waits for our own dependencies. */
@@ -286,6 +288,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     refreshFailureWarn: int('GHL_REFRESH_FAILURE_WARN', 3, 1, 1000),
     suspendedRetryMs: int('GHL_SUSPENDED_RETRY_MS', 3600_000, 1000, 7 * 24 * 3600_000),
     tokenCacheMax: int('GHL_TOKEN_CACHE_MAX', 100_000, 1, 100_000_000),
+    auditRetentionDays: int('GHL_AUDIT_RETENTION_DAYS', 90, 0, 36_500),
     refresher: {
       intervalMs: int('GHL_REFRESHER_INTERVAL_MS', 60_000, 100, 24 * 3600_000),
       pageSize: int('GHL_REFRESHER_PAGE_SIZE', 500, 1, 10_000),

@@ -34,6 +34,7 @@ import type { LocationClient } from './marketplace/location-client.js'
 import { WorkflowTriggers, type WorkflowTriggersOptions } from './marketplace/workflows/workflow-triggers.js'
 import type { ExternalCredential } from './vault/marketplace-types.js'
 import { CallRecorder } from './operator/call-recorder.js'
+import { AuditRetention } from './vault/audit-retention.js'
 import { ConnectorMetrics } from './operator/connector-metrics.js'
 
 /** Most location/company clients kept by a connector (each a small object holding its target). */
@@ -120,6 +121,7 @@ export class Connector {
   readonly #clients = new Map<string, ResourceClient>()
   #stopBackground: (() => Promise<void>) | undefined
   #closing: Promise<void> | undefined
+  readonly #clock: Clock
 
   /** @internal use {@link createConnector} */
   constructor(parts: {
@@ -135,6 +137,7 @@ export class Connector {
     recordCalls?: boolean
   }) {
     const { config, vault, logger, clock, dispatcher, redis } = parts
+    this.#clock = clock
     this.config = config
     this.vault = vault
     this.logger = logger
@@ -402,11 +405,20 @@ export class Connector {
         .finally(() => (reconciling = undefined))
     }, options.intervalMs ?? this.config.refresher.intervalMs)
     reconcile.unref()
+    // The audit log's retention (GHL_AUDIT_RETENTION_DAYS; 0 keeps everything).
+    const retention = new AuditRetention(this.vault.audit, {
+      days: this.config.auditRetentionDays,
+      intervalMs: options.intervalMs ?? this.config.refresher.intervalMs,
+      clock: this.#clock,
+      logger: this.logger,
+    })
+    retention.start()
     this.#stopBackground = async () => {
       clearInterval(reconcile)
       await refresher.stop()
       await this.webhooks.stop()
       await reconciling
+      await retention.stop()
     }
   }
 

@@ -37,6 +37,16 @@ export class SqlAuditLog implements AuditLog {
     const rows = await query.orderBy('id').execute()
     return rows.map(toAuditRecord)
   }
+
+  async purgeBefore(before: Date, limit: number): Promise<number> {
+    if (!isValidDate(before)) throw badInput(['expected before to be a valid Date'])
+    const n = clampLimit(limit, 500, 100_000)
+    // The oldest first, a bounded batch per statement (an index range on audit_log(at, action)): a
+    // large backlog is worked off in short statements, never one that holds the table or the loop.
+    const oldest = this.#ctx.db.selectFrom('audit_log').select('id').where('at', '<', before.getTime()).orderBy('at').limit(n)
+    const result = await this.#ctx.db.deleteFrom('audit_log').where('id', 'in', oldest).executeTakeFirst()
+    return Number(result.numDeletedRows)
+  }
 }
 
 /** The SQL {@link FlagStore}. */

@@ -375,6 +375,8 @@ export interface AuditLog {
   append(entry: AuditEntry): Promise<void>
   /** Entries oldest first; `limit` keeps the newest `limit`. */
   list(installationId?: string, options?: { limit?: number }): Promise<AuditRecord[]>
+  /** Deletes at most `limit` of the oldest entries written before `before` (one statement); returns how many. */
+  purgeBefore(before: Date, limit: number): Promise<number>
 }
 
 /**
