@@ -129,7 +129,11 @@ export function connectorRoutes(connector: Connector, options: ConnectorRouteOpt
       maxBodyBytes: config.webhookMaxBytes * 2,
       tooLargeCode: 'GHL_WEBHOOK_TOO_LARGE',
       handle: async (req) => {
-        const result = await connector.webhooks.receive({ rawBody: req.body as Buffer, headers: req.headers })
+        const result = await connector.webhooks.receive({ rawBody: req.body as Buffer, headers: req.headers }).catch((err: unknown) => {
+          connector.metrics.webhookRequest('refused')
+          throw err
+        })
+        connector.metrics.webhookRequest(result.body.duplicate ? 'duplicate' : result.status < 300 ? 'accepted' : 'refused')
         return json(result.status, result.body, result.headers)
       },
     })

@@ -12,7 +12,7 @@ import { createConnector } from '../../src/connector.js'
 import { loadConfig } from '../../src/config.js'
 import { buildServer } from '../../src/server/app.js'
 import { registeredRoutes } from '../../src/server/console/index.js'
-import { installViaHttp, startStack, type Stack } from '../helpers/stack.js'
+import { installViaHttp, sandboxJson, startStack, type Stack } from '../helpers/stack.js'
 
 let stack: Stack
 let locA: { locationId: string; name: string }
@@ -141,6 +141,17 @@ describe('JSON API', () => {
     assert.match(m.text, /ghl_installations\{status="active"\} 2/)
     assert.match(m.text, /ghl_token_events_total\{event="refresh",outcome="ok"\} [1-9]/)
     assert.match(m.text, /ghl_webhook_events\{type="INSTALL",status="processed"\} [1-9]/)
+    // Webhook requests by outcome: a redelivered event is a duplicate; a forged one is refused.
+    const before = (outcome: string) => Number(new RegExp(`ghl_webhook_requests_total\\{outcome="${outcome}"\\} (\\d+)`).exec(m.text)?.[1] ?? 0)
+    const delivered = (await sandboxJson<Array<{ webhookId: string; status: string }>>(stack.sandbox, 'GET', '/_sandbox/webhooks')).find((w) => w.status === 'delivered')!
+    await sandboxJson(stack.sandbox, 'POST', '/_sandbox/webhooks/redeliver', { webhookId: delivered.webhookId })
+    const forged = await request(`${stack.url}${stack.config.webhookPath}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-ghl-signature': 'forged' }, body: '{"type":"INSTALL"}' })
+    await forged.body.dump()
+    assert.equal(forged.statusCode, 401)
+    const after = await api('GET', '/metrics', '')
+    const now = (outcome: string) => Number(new RegExp(`ghl_webhook_requests_total\\{outcome="${outcome}"\\} (\\d+)`).exec(after.text)?.[1] ?? 0)
+    assert.ok(before('accepted') >= 1, m.text)
+    assert.deepEqual([now('accepted') - before('accepted'), now('duplicate') - before('duplicate'), now('refused') - before('refused')], [0, 1, 1])
     assert.match(m.text, /ghl_dependency_up\{dependency="database"\} 1/)
     assert.ok(!m.text.includes(idA) && !m.text.includes(locA.locationId), 'no per-installation label')
   })

@@ -18,14 +18,8 @@ export async function registerConsole(app: AnyFastify, connector: Connector, opt
   const operator = new OperatorService(connector)
   const auth = new OperatorAuth(connector.config)
   const metrics = connector.metrics
-  const webhookPath = connector.config.webhookPath
   app.addHook('onError', async (_req, _reply, err) => {
     if (err instanceof GhlError) metrics.error(err.code)
-  })
-  // On every request: callback style (no promise), as the hooks of buildServer.
-  app.addHook('onResponse', (req, reply, done) => {
-    if (req.method === 'POST' && req.routeOptions.url === webhookPath) metrics.webhookRequest(reply.statusCode < 300 ? 'accepted' : 'refused')
-    done()
   })
   await app.register(async (scope) => registerConsoleApi(scope, connector, operator))
   await app.register(async (scope) => registerConsolePages(scope, connector, operator, auth, options))
