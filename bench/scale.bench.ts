@@ -18,7 +18,7 @@ import { Session } from 'node:inspector/promises'
 import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks'
+import { constants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
@@ -50,6 +50,13 @@ const CONCURRENCY = args.concurrency ?? process.env.GHL_REFRESHER_MAX_CONCURRENC
 const LATENCY_MS = 50
 const SAMPLES = 200
 const gc = (globalThis as { gc?: () => void }).gc
+/** perf_hooks' names of the kinds of garbage collection (`PerformanceEntry.detail.kind`). */
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'minor',
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'major',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'weak callbacks',
+}
 
 const ms = (x: number): string => `${x.toFixed(x < 10 ? 2 : 0)} ms`
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))]!
@@ -130,15 +137,30 @@ function busyMonitor(): { stop(): { maxMs: number; gaps: number; source: string 
 async function startProfile(): Promise<{ stop(name: string): Promise<void> } | undefined> {
   const dir = process.env.BENCH_PROFILE_DIR
   if (!dir) return undefined
+  // BENCH_PROFILE=heap: where the sweep allocates (V8's sampling heap profiler, every 32 KB allocated),
+  // instead of where it spends CPU time; `heap-old`: only what outlived the young generation (promoted
+  // to the old one, which the major collections then have to mark).
+  const heap = process.env.BENCH_PROFILE?.startsWith('heap') === true
+  const young = process.env.BENCH_PROFILE !== 'heap-old'
   const session = new Session()
   session.connect()
-  await session.post('Profiler.enable')
-  await session.post('Profiler.setSamplingInterval', { interval: 100 })
-  await session.post('Profiler.start')
+  if (heap) {
+    await session.post('HeapProfiler.enable')
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: young })
+  } else {
+    await session.post('Profiler.enable')
+    await session.post('Profiler.setSamplingInterval', { interval: 100 })
+    await session.post('Profiler.start')
+  }
   return {
     async stop(name) {
-      const { profile } = await session.post('Profiler.stop')
-      writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
+      if (heap) {
+        const { profile } = await session.post('HeapProfiler.stopSampling')
+        writeFileSync(join(dir, `${name}.heapprofile`), JSON.stringify(profile))
+      } else {
+        const { profile } = await session.post('Profiler.stop')
+        writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile))
+      }
       session.disconnect()
     },
   }
@@ -190,6 +212,7 @@ interface Figures {
   loopP99Ms: number
   idleMaxMs: number
   gcMaxMs: number
+  gcs: string
   busyMaxMs: number
   busyGaps: number
   busySource: string
@@ -296,8 +319,19 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       }),
     )
     let gcMaxMs = 0
+    // Per kind of collection (perf_hooks.constants.NODE_PERFORMANCE_GC_*): how many, their total and
+    // longest pause.
+    const gcKinds = new Map<number, { n: number; ms: number; max: number }>()
     const gcs = new PerformanceObserver((list) => {
-      for (const e of list.getEntries()) gcMaxMs = Math.max(gcMaxMs, e.duration)
+      for (const e of list.getEntries()) {
+        gcMaxMs = Math.max(gcMaxMs, e.duration)
+        const kind = ((e as { detail?: { kind?: number } }).detail)?.kind ?? 0
+        const k = gcKinds.get(kind) ?? { n: 0, ms: 0, max: 0 }
+        k.n++
+        k.ms += e.duration
+        k.max = Math.max(k.max, e.duration)
+        gcKinds.set(kind, k)
+      }
     })
     gcs.observe({ entryTypes: ['gc'] })
     loop.enable()
@@ -358,6 +392,7 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       loopP99Ms: loop.percentile(99) / 1e6,
       idleMaxMs: idle.max / 1e6,
       gcMaxMs,
+      gcs: [...gcKinds].sort((a, b) => a[0] - b[0]).map(([kind, k]) => `${GC_KINDS[kind] ?? kind} ${k.n} × (total ${Math.round(k.ms)} ms, max ${ms(k.max)})`).join(', '),
       longest,
       busyMaxMs: busyMax.maxMs,
       busyGaps: busyMax.gaps,
@@ -403,5 +438,5 @@ for (const [name, fmt, target] of DIALECTS.length > 0 ? rows : []) console.log(`
 for (const d of DIALECTS) {
   const r = results.get(d)!
   if (typeof r === 'string') console.log(`${d}: skipped (${r})`)
-  else console.log(`${d}: longest statement: ${r.longest.sql}…; sweep: ${r.swept}; calls during the sweep: ${r.callsDuringSweep}; cache bound: ${r.lruBound}`)
+  else console.log(`${d}: longest statement: ${r.longest.sql}…; sweep: ${r.swept}; calls during the sweep: ${r.callsDuringSweep}; cache bound: ${r.lruBound}; collections during the sweep: ${r.gcs}`)
 }
