@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { GhlError } from '../errors.js'
-import type { InstallationSummary } from '../vault/types.js'
+import type { DueInstallation } from '../vault/types.js'
 import type { RefreshCoordinator } from './refresh-coordinator.js'
 import { isTransient, type TokenContext } from './token-context.js'
 import { TurnPacer } from './turn-pacer.js'
@@ -123,7 +123,7 @@ export class BackgroundRefresher {
     // Each installation at most once per sweep: a row whose refresh failed without a retry time (a lock
     // timeout) stays due, and must not keep the sweep going round.
     const done = new Set<string>()
-    const queue: InstallationSummary[] = []
+    const queue: DueInstallation[] = []
     let exhausted = false
     let fetching = false
     let failure: unknown
@@ -184,7 +184,7 @@ export class BackgroundRefresher {
   }
 
   /** One installation of the sweep; its time and outcome adapt the concurrency. */
-  async #refreshOne(inst: InstallationSummary, result: SweepResult): Promise<void> {
+  async #refreshOne(inst: DueInstallation, result: SweepResult): Promise<void> {
     const t: TokenContext = this.#t
     const started = performance.now()
     try {

@@ -14,6 +14,7 @@ export type {
   AuditNote,
   AuditLog,
   AuditRecord,
+  DueInstallation,
   DueQuery,
   FlagStore,
   InstallInfo,

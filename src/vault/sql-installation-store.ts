@@ -12,6 +12,7 @@ import { badInput, clampLimit, isStringArray, isValidDate, nonEmpty, tokenSetPro
 import type { TokenCipher } from './token-cipher.js'
 import type {
   AuditNote,
+  DueInstallation,
   DueQuery,
   InstallInfo,
   Installation,
@@ -501,7 +502,7 @@ export class SqlInstallationStore implements InstallationStore {
     return rows.map(toSummary)
   }
 
-  async due(q: DueQuery): Promise<InstallationSummary[]> {
+  async due(q: DueQuery): Promise<DueInstallation[]> {
     const problems: string[] = []
     for (const k of ['expiresBefore', 'issuedBefore', 'now'] as const) if (!isValidDate(q[k])) problems.push(`expected ${k} to be a valid Date`)
     if (!nonEmpty(q.clientId)) problems.push('expected clientId to be a non-empty string')
@@ -514,7 +515,10 @@ export class SqlInstallationStore implements InstallationStore {
         eb.or([eb('retry_at', 'is', null), eb('retry_at', '<=', now)]),
         eb.or([eb('sweep_until', 'is', null), eb('sweep_until', '<', now)]),
       ])
-    const base = () => db.selectFrom('installations').selectAll().where('client_id', '=', q.clientId).where('source', '=', 'oauth')
+    // Four narrow columns: a page is read in one turn of the event loop (on SQLite synchronously), and
+    // the whole row (tokens, JSON columns) would be parsed for nothing — the refresh reads it under its lock.
+    const base = () =>
+      db.selectFrom('installations').select(['id', 'version', 'status', 'expires_at']).where('client_id', '=', q.clientId).where('source', '=', 'oauth')
     // Three index ranges, each at most one page: access tokens about to expire, refresh tokens getting
     // old, suspended rows whose retry time has come. Never the whole table.
     const read = async () => {
@@ -537,7 +541,7 @@ export class SqlInstallationStore implements InstallationStore {
     // claimed are no longer open — rather than report "nothing due" while the rest of the backlog waits.
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const rows = await read()
-      if (!q.claim || rows.length === 0) return rows.map(toSummary)
+      if (!q.claim || rows.length === 0) return rows.map(toDue)
       const claimed = await db
         .updateTable('installations')
         .set({ sweep_owner: q.claim.owner, sweep_until: now + q.claim.claimMs })
@@ -546,7 +550,7 @@ export class SqlInstallationStore implements InstallationStore {
         .returning('id')
         .execute()
       const mine = new Set(claimed.map((c) => c.id))
-      if (mine.size > 0) return rows.filter((r) => mine.has(r.id)).map(toSummary)
+      if (mine.size > 0) return rows.filter((r) => mine.has(r.id)).map(toDue)
     }
     return []
   }
@@ -611,6 +615,10 @@ export class SqlInstallationStore implements InstallationStore {
     }
     return { ...toSummary(row), tokens: this.#tokens.open(row) }
   }
+}
+
+function toDue(row: { id: string; version: number | string; status: string; expires_at: number | string | null }): DueInstallation {
+  return { id: row.id, version: Number(row.version), status: row.status as InstallationStatus, expiresAt: row.expires_at === null ? null : new Date(toMillis(row.expires_at)) }
 }
 
 function encodeCursor(createdAt: number, id: string): string {

@@ -155,6 +155,15 @@ export interface InstallationPage {
   next?: string
 }
 
+/** A row of a {@link InstallationStore.due} page. */
+export interface DueInstallation {
+  id: string
+  /** The version read: a refresh made meanwhile by another process is seen (and not repeated) under the lock. */
+  version: number
+  status: InstallationStatus
+  expiresAt: Date | null
+}
+
 /** Rows the background refresher should look at, oldest expiry first. */
 export interface DueQuery {
   clientId: string
@@ -310,9 +319,10 @@ export interface InstallationStore {
   /**
    * OAuth rows the background refresher should refresh: active ones whose access token expires before
    * `expiresBefore` or whose refresh token was issued before `issuedBefore`, and suspended ones whose
-   * `retryAt` has passed — never rows claimed by someone else or waiting for `retryAt`. One indexed page.
+   * `retryAt` has passed — never rows claimed by someone else or waiting for `retryAt`. One indexed page,
+   * of the columns the refresher needs only (the refresh reads the whole row under its lock anyway).
    */
-  due(query: DueQuery): Promise<InstallationSummary[]>
+  due(query: DueQuery): Promise<DueInstallation[]>
 }
 
 /** The per-installation refresh lock, exclusive across every process sharing the database. */
