@@ -30,29 +30,7 @@ export function table(headers: readonly string[], rows: readonly (readonly strin
   return all.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n')
 }
 
-/**
- * A time relative to `now`, for people: "in 23 h", "in 5 min", "12 s ago", "3 d ago"; "—" when absent.
- *
- * @example
- * relativeTime(new Date(Date.now() + 23 * 3600_000), Date.now()) // "in 23 h"
- */
-export function relativeTime(at: Date | null | undefined, now: number): string {
-  if (!at) return '—'
-  const diff = at.getTime() - now
-  const span = duration(Math.abs(diff))
-  return diff >= 0 ? `in ${span}` : `${span} ago`
-}
-
-/** A duration in its largest whole unit: "45 s", "12 min", "23 h", "3 d". */
-export function duration(ms: number): string {
-  const s = Math.floor(ms / 1000)
-  if (s < 60) return `${s} s`
-  const min = Math.floor(s / 60)
-  if (min < 60) return `${min} min`
-  const h = Math.floor(min / 60)
-  if (h < 48) return `${h} h`
-  return `${Math.floor(h / 24)} d`
-}
+export { duration, relativeTime } from '../clock.js'
 
 /** Control characters (a newline in a stored reason) would break a table row. */
 function oneLine(s: string): string {

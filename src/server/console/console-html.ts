@@ -9,6 +9,7 @@
 import type { CallRecord } from '../../client/steps/record.js'
 import { COUNT_MAX, type ChartSeries, type InstallationDetail, type InstallationListResult, type InstallationView } from '../../operator/operator-service.js'
 import type { AuditRecord, InstallationQuery, WebhookEventRecord } from '../../vault/types.js'
+import { relativeTime } from '../../clock.js'
 import { escapeHtml } from '../html.js'
 
 const e = escapeHtml
@@ -74,20 +75,9 @@ export function consoleLayout(title: string, body: string, options: { nonce?: st
 <main>${body}</main>${options.script && options.nonce ? `<script nonce="${e(options.nonce)}">${SCRIPT}</script>` : ''}</body></html>`
 }
 
-const now = () => Date.now()
-
-/** "in 23 h", "5 min ago", "—". */
-export function relative(at: Date | null | undefined, ref = now()): string {
-  if (!at) return '—'
-  const diff = at.getTime() - ref
-  const s = Math.floor(Math.abs(diff) / 1000)
-  const span = s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : s < 172_800 ? `${Math.floor(s / 3600)} h` : `${Math.floor(s / 86_400)} d`
-  return diff >= 0 ? `in ${span}` : `${span} ago`
-}
-
 function time(at: Date | null | undefined): string {
   if (!at) return '—'
-  return `<time datetime="${e(at.toISOString())}" title="${e(at.toISOString().replace('T', ' ').slice(0, 19))} UTC">${e(relative(at))}</time>`
+  return `<time datetime="${e(at.toISOString())}" title="${e(at.toISOString().replace('T', ' ').slice(0, 19))} UTC">${e(relativeTime(at, Date.now()))}</time>`
 }
 
 const KIND_LABEL = { agency: 'Agency', location: 'Sub-account', minted: 'Sub-account (from agency)' } as const

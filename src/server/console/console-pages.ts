@@ -14,7 +14,8 @@ import type { OperatorService } from '../../operator/operator-service.js'
 import type { WebhookStatus } from '../../vault/types.js'
 import { errorBody } from '../app.js'
 import { errorPage } from '../html.js'
-import { chartsBlock, confirmPage, detailPage, installationsPage, loginPage, relative, webhooksPage } from './console-html.js'
+import { chartsBlock, confirmPage, detailPage, installationsPage, loginPage, webhooksPage } from './console-html.js'
+import { relativeTime } from '../../clock.js'
 import { installationQuery } from './console-api.js'
 import type { OperatorAuth } from './operator-auth.js'
 
@@ -204,7 +205,7 @@ export async function registerConsolePages(
 
 /** The notice after an action's redirect: from fixed codes and the stored outcome only (never from free text in the URL). */
 function noticeOf(q: Record<string, unknown>, lastDetail: Record<string, unknown>, expiresAt: Date | null): { ok: boolean; text: string } | undefined {
-  if (q.done === 'refresh') return { ok: true, text: `Refreshed: the access token expires ${relative(expiresAt)}.` }
+  if (q.done === 'refresh') return { ok: true, text: `Refreshed: the access token expires ${relativeTime(expiresAt, Date.now())}.` }
   if (q.done === 'uninstall') return { ok: true, text: 'Marked uninstalled; the tokens are wiped.' }
   if (q.done === 'test-call') {
     const ok = lastDetail.ok === true
