@@ -4,6 +4,7 @@
  * column, and opened after; every lookup the connector makes on a hot or cold path is one index read.
  */
 import { randomUUID } from 'node:crypto'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { sql, type ExpressionBuilder, type Insertable, type Kysely, type SelectQueryBuilder } from 'kysely'
 import { GhlError } from '../errors.js'
 import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type InstallationsTable, type VaultDatabase } from './schema.js'
@@ -35,6 +36,8 @@ const PAGE_MAX = 500
 const INSERT_CHUNK = 500
 /** Reads of a due page whose every row a peer claimed first, before `due()` gives up for this call. */
 const CLAIM_ATTEMPTS = 5
+/** Rows claimed per statement on SQLite (see `due`). */
+export const SQLITE_CLAIM_CHUNK = 50
 /** Identities of rows remembered for token updates (~150 B each). */
 const IDENTITIES_MAX = 10_000
 
@@ -542,14 +545,27 @@ export class SqlInstallationStore implements InstallationStore {
     for (let attempt = 0; attempt < CLAIM_ATTEMPTS; attempt++) {
       const rows = await read()
       if (!q.claim || rows.length === 0) return rows.map(toDue)
-      const claimed = await db
-        .updateTable('installations')
-        .set({ sweep_owner: q.claim.owner, sweep_until: now + q.claim.claimMs })
-        .where('id', 'in', rows.map((r) => r.id))
-        .where((eb) => eb.or([eb('sweep_until', 'is', null), eb('sweep_until', '<', now)]))
-        .returning('id')
-        .execute()
-      const mine = new Set(claimed.map((c) => c.id))
+      const claim = q.claim
+      const claimOf = (ids: string[]) =>
+        db
+          .updateTable('installations')
+          .set({ sweep_owner: claim.owner, sweep_until: now + claim.claimMs })
+          .where('id', 'in', ids)
+          .where((eb) => eb.or([eb('sweep_until', 'is', null), eb('sweep_until', '<', now)]))
+          .returning('id')
+          .execute()
+      const ids = rows.map((r) => r.id)
+      const mine = new Set<string>()
+      if (this.#ctx.dialect === 'postgres') for (const c of await claimOf(ids)) mine.add(c.id)
+      else {
+        // SQLite runs each statement on the event loop: 500 rows scattered over a large table are 500
+        // pages written at the commit (45 ms at a million). A chunk per turn of the loop instead; each
+        // row's claim is its own compare-and-set, so splitting the statement changes nothing else.
+        for (let i = 0; i < ids.length; i += SQLITE_CLAIM_CHUNK) {
+          if (i > 0) await nextTurn()
+          for (const c of await claimOf(ids.slice(i, i + SQLITE_CLAIM_CHUNK))) mine.add(c.id)
+        }
+      }
       if (mine.size > 0) return rows.filter((r) => mine.has(r.id)).map(toDue)
     }
     return []

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { DIALECTS, dialectSkipReason, postgresSkipReason } from '../helpers/services.js'
 import { QueryLog, createScaleWorld, type ScaleWorld } from './setup.js'
+import { SQLITE_CLAIM_CHUNK } from '../../src/vault/sql-installation-store.js'
 
 const PAGE = 50
 const DUE = 500
@@ -44,6 +45,32 @@ for (const dialect of DIALECTS) {
       // Nothing is due any more: the next sweep reads one empty page per range.
       const again = await world.log.during(() => refresher.sweep())
       assert.ok(again.every((q) => q.rows === 0))
+    })
+
+    test(`a page is claimed in one statement on PostgreSQL, in statements of ${SQLITE_CLAIM_CHUNK} rows on SQLite`, async () => {
+      const world = await createScaleWorld(dialect, { installations: 400, due: 300 })
+      after(() => world.cleanup())
+      const page = (owner: string) =>
+        world.vault.installations.due({
+          clientId: world.config.clientId,
+          expiresBefore: new Date(Date.now() + 3_600_000),
+          issuedBefore: new Date(0),
+          now: new Date(),
+          limit: 200,
+          claim: { owner, claimMs: 60_000 },
+        })
+      let first: Awaited<ReturnType<typeof page>> = []
+      const queries = await world.log.during(async () => {
+        first = await page('a')
+      })
+      const claims = queries.filter((q) => /^update "installations" set "sweep_owner"/.test(q.sql))
+      if (dialect === 'postgres') assert.deepEqual(claims.map((q) => q.rows), [200])
+      else assert.deepEqual(claims.map((q) => q.rows), [50, 50, 50, 50])
+      assert.equal(new Set(first.map((r) => r.id)).size, 200)
+      // The claimed rows are another owner's now: the next page is the 100 left.
+      const second = await page('b')
+      assert.equal(second.length, 100)
+      assert.ok(second.every((r) => !first.some((f) => f.id === r.id)))
     })
 
     test('the next page is read while the current one is still being refreshed (workers never wait for a page)', async () => {
