@@ -16,7 +16,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -45,7 +45,12 @@ export async function startUpstream(): Promise<Peer> {
     if (delay > 0) setTimeout(answer, delay)
     else answer()
   })
-  server.keepAliveTimeout = 60_000
+  return listenPeer(server, 60_000)
+}
+
+/** Listens on a loopback port; the peer's close() drops its connections, then `after` runs. */
+async function listenPeer(server: Server, keepAliveTimeout: number, after?: () => Promise<void>): Promise<Peer> {
+  server.keepAliveTimeout = keepAliveTimeout
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   return {
@@ -53,6 +58,7 @@ export async function startUpstream(): Promise<Peer> {
     async close() {
       server.closeAllConnections()
       server.close()
+      await after?.()
     },
   }
 }
@@ -70,17 +76,7 @@ export async function startBareProxy(options: { apiUrl: string }): Promise<Peer>
     const body = Buffer.from(await answer.body.arrayBuffer())
     res.writeHead(answer.statusCode, { 'content-type': String(answer.headers['content-type']), 'content-length': body.length }).end(body)
   })
-  server.keepAliveTimeout = 72_000
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    async close() {
-      server.closeAllConnections()
-      server.close()
-      await agent.close()
-    },
-  }
+  return listenPeer(server, 72_000, () => agent.close())
 }
 
 /**

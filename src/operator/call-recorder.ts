@@ -243,10 +243,11 @@ export class CallRecorder implements CallObserver {
    * logged and tried again at the next flush.
    */
   async #purge(): Promise<void> {
-    const today = utcDay(this.#clock.now())
+    const now = this.#clock.now()
+    const today = utcDay(now)
     if (this.#purgedOn === today) return
     try {
-      const deleted = await this.#store.purgeCallsBefore(utcDay(this.#clock.now() - (this.#keepDays - 1) * 86_400_000))
+      const deleted = await this.#store.purgeCallsBefore(utcDay(now - (this.#keepDays - 1) * 86_400_000))
       this.#purgedOn = today
       if (deleted > 0) this.#logger.debug({ deleted, keepDays: this.#keepDays }, 'old call counters deleted')
     } catch (err) {

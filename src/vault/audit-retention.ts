@@ -67,7 +67,8 @@ export class AuditRetention {
   runOnce(): Promise<number> {
     if (this.#o.days === 0 || this.#stopped) return Promise.resolve(0)
     const before = new Date(this.#o.clock.now() - this.#o.days * 86_400_000)
-    this.#running ??= purgeOldAudit(this.#audit, before, { ...this.#o, stopped: () => this.#stopped })
+    const { batch, maxBatches } = this.#o
+    this.#running ??= purgeOldAudit(this.#audit, before, { batch, maxBatches, stopped: () => this.#stopped })
       .then((deleted) => {
         if (deleted > 0) this.#o.logger.debug({ deleted, retentionDays: this.#o.days }, 'old audit entries deleted')
         return deleted
