@@ -165,34 +165,59 @@ function openPostgres(
  * server is back.
  */
 function destroyingBrokenClients(pool: pg.Pool): PostgresPool {
+  // One wrapper per connection for its whole life, not one per checkout: Kysely checks a connection
+  // out for every statement, and the refresher makes tens of thousands of them in a sweep.
+  const wrappers = new WeakMap<pg.PoolClient, CheckedOutClient>()
   return {
     async connect(): Promise<PostgresPoolClient> {
       const client = await pool.connect()
-      let broken: Error | undefined
-      // pg-pool listens for errors of idle connections only: a socket that fails while checked out (the
-      // server restarted) emits 'error' on the client, which would crash the process without a listener.
-      // The statement under way fails with the same error; the connection is destroyed on release.
-      const onError = (err: Error): void => {
-        broken = err
+      let wrapper = wrappers.get(client)
+      if (!wrapper) {
+        wrapper = new CheckedOutClient(client)
+        wrappers.set(client, wrapper)
       }
-      client.on('error', onError)
-      return {
-        // Kysely never streams vault queries (no cursor), so only the (sql, parameters) form is used.
-        query: (async (text: string, params: readonly unknown[]) => {
-          try {
-            return await client.query(text, params as unknown[])
-          } catch (err) {
-            if (!(err as { code?: unknown }).code || /timeout|terminated|ECONN/i.test((err as Error).message)) broken = err as Error
-            throw err
-          }
-        }) as unknown as PostgresPoolClient['query'],
-        release() {
-          client.removeListener('error', onError)
-          client.release(broken)
-        },
-      }
+      return wrapper.checkOut()
     },
     end: () => pool.end(),
+  }
+}
+
+/** A pooled PostgreSQL connection as Kysely sees it: marked broken by a failure, destroyed on release. */
+class CheckedOutClient implements PostgresPoolClient {
+  readonly #client: pg.PoolClient
+  #broken: Error | undefined
+  /** Whether this connection is checked out (an error while idle is pg-pool's to handle). */
+  #out = false
+
+  constructor(client: pg.PoolClient) {
+    this.#client = client
+    // pg-pool listens for errors of idle connections only: a socket that fails while checked out (the
+    // server restarted) emits 'error' on the client, which would crash the process without a listener.
+    // The statement under way fails with the same error; the connection is destroyed on release.
+    client.on('error', (err: Error) => {
+      if (this.#out) this.#broken = err
+    })
+  }
+
+  checkOut(): this {
+    this.#out = true
+    this.#broken = undefined
+    return this
+  }
+
+  // Kysely never streams vault queries (no cursor), so only the (sql, parameters) form is used.
+  readonly query = (async (text: string, params: readonly unknown[]) => {
+    try {
+      return await this.#client.query(text, params as unknown[])
+    } catch (err) {
+      if (!(err as { code?: unknown }).code || /timeout|terminated|ECONN/i.test((err as Error).message)) this.#broken = err as Error
+      throw err
+    }
+  }) as unknown as PostgresPoolClient['query']
+
+  release(): void {
+    this.#out = false
+    this.#client.release(this.#broken)
   }
 }
 

@@ -9,6 +9,7 @@ import { sql, type ExpressionBuilder, type Insertable, type Kysely, type SelectQ
 import { GhlError } from '../errors.js'
 import { fromFlag, resourceKey, toMillis, toSummary, type InstallationRow, type InstallationsTable, type VaultDatabase } from './schema.js'
 import { LookupBatcher } from './lookup-batcher.js'
+import { PreparedStatement } from './prepared-statement.js'
 import { badInput, clampLimit, isStringArray, isValidDate, nonEmpty, tokenSetProblems, type SqlContext } from './sql-helpers.js'
 import type { TokenCipher } from './token-cipher.js'
 import type {
@@ -48,6 +49,11 @@ const IDENTITIES_MAX = 10_000
 export function tokenAad(clientId: string, rk: string, column: 'access' | 'refresh'): string {
   return `installation:${clientId}:${rk}:${column}`
 }
+
+/** The columns {@link TokenColumns.seal} fills, each a slot of the token update. */
+const TOKEN_COLUMN_SLOTS = ['access_token', 'refresh_token', 'key_id', 'expires_at', 'refresh_token_issued_at'] as const
+/** The values of a token update (its prepared statement's slots). */
+type TokenUpdateSlot = (typeof TOKEN_COLUMN_SLOTS)[number] | 'id' | 'expected_version' | 'now' | 'scopes' | 'status' | 'status_reason' | 'action' | 'detail'
 
 /** Seals and opens the token columns of a row. Shared by the store and key rotation. */
 export class TokenColumns {
@@ -91,6 +97,9 @@ export class SqlInstallationStore implements InstallationStore {
   readonly #afterWipe: () => Promise<void>
   /** id → (client id, resource key) of rows read lately: immutable per row, so never stale (ids are UUIDs). */
   readonly #identities = new Map<string, { client_id: string; resource_key: string }>()
+  /** {@link SqlInstallationStore.updateTokens}' statements by shape (at most 16). */
+  readonly #tokenUpdates = new Map<string, PreparedStatement<TokenUpdateSlot, InstallationRow>>()
+  #auditInsertStatement: PreparedStatement<TokenUpdateSlot> | undefined
 
   constructor(ctx: SqlContext, tokens: TokenColumns, afterWipe: () => Promise<void>) {
     this.#ctx = ctx
@@ -308,55 +317,32 @@ export class SqlInstallationStore implements InstallationStore {
       this.#identities.get(id) ?? (await db.selectFrom('installations').select(['client_id', 'resource_key']).where('id', '=', id).executeTakeFirst())
     if (!identity) return undefined
     const now = clock.now()
-    const update = (trx: Kysely<VaultDatabase>) =>
-      trx
-        .updateTable('installations')
-        .set((eb) => ({
-          ...this.#tokens.seal(identity.client_id, identity.resource_key, tokens, now),
-          ...(extra.scopes !== undefined ? { scopes: JSON.stringify(extra.scopes) } : {}),
-          ...(extra.status !== undefined ? { status: extra.status } : {}),
-          ...(extra.statusReason !== undefined ? { status_reason: extra.statusReason } : {}),
-          refresh_failures: 0,
-          last_refresh_at: now,
-          last_error: null,
-          retry_at: null,
-          sweep_owner: null,
-          sweep_until: null,
-          version: eb('version', '+', 1),
-          updated_at: now,
-        }))
-        .where('id', '=', id)
-        .where('version', '=', expectedVersion)
-        .returningAll()
     const audit = extra.audit
+    const values: Record<TokenUpdateSlot, unknown> = {
+      ...this.#tokens.seal(identity.client_id, identity.resource_key, tokens, now),
+      id,
+      expected_version: expectedVersion,
+      now,
+      scopes: extra.scopes === undefined ? undefined : JSON.stringify(extra.scopes),
+      status: extra.status,
+      status_reason: extra.statusReason,
+      action: audit?.action,
+      detail: audit && JSON.stringify({ ...audit.detail, version: expectedVersion + 1 }),
+    }
+    const shape = { scopes: extra.scopes !== undefined, status: extra.status !== undefined, statusReason: extra.statusReason !== undefined }
     let row: InstallationRow | undefined
     if (!audit) {
-      row = await update(db).executeTakeFirst()
+      row = (await db.executeQuery(this.#tokenUpdate(shape, false).compile(values))).rows[0]
     } else if (this.#ctx.dialect === 'postgres') {
       // The rotated pair and its audit entry in one statement (one round trip, one commit): the entry
       // exists exactly when the update happened. The refresher makes thousands of these in a backlog.
-      const detail = JSON.stringify({ ...audit.detail, version: expectedVersion + 1 })
-      row = await db
-        .with('u', () => update(db))
-        .with('a', (qc) =>
-          qc
-            .insertInto('audit_log')
-            .columns(['installation_id', 'action', 'detail', 'at'])
-            .expression((eb) => eb.selectFrom('u').select(['u.id', sql<string>`${audit.action}::text`.as('action'), sql<string>`${detail}::text`.as('detail'), sql<number>`${now}::bigint`.as('at')])),
-        )
-        .selectFrom('u')
-        .selectAll()
-        .executeTakeFirst()
+      row = (await db.executeQuery(this.#tokenUpdate(shape, true).compile(values))).rows[0]
     } else {
       // SQLite: one transaction, one commit to the WAL.
+      const update = this.#tokenUpdate(shape, false)
       row = await db.transaction().execute(async (trx) => {
-        const updated = await update(trx).executeTakeFirst()
-        if (updated) {
-          await trx
-            .insertInto('audit_log')
-            .values({ installation_id: id, action: audit.action, detail: JSON.stringify({ ...audit.detail, version: updated.version }), at: now })
-            .execute()
-        }
+        const updated = (await trx.executeQuery(update.compile(values))).rows[0]
+        if (updated) await trx.executeQuery(this.#auditInsert.compile(values))
         return updated
       })
     }
@@ -365,7 +351,81 @@ export class SqlInstallationStore implements InstallationStore {
       return undefined
     }
     logger.debug({ installationId: id, version: row.version }, 'vault: tokens updated')
-    return this.#open(row)
+    // The tokens just sealed into the row, not opened from it again: two decryptions saved per refresh.
+    return this.#open(row, { accessToken: tokens.accessToken, refreshToken: tokens.refreshToken, expiresAt: new Date(toMillis(row.expires_at!)) })
+  }
+
+  /**
+   * The compare-and-swap update of a row's tokens, built once per shape (which of scopes, status and
+   * status reason it sets; with its audit entry in the same statement or not), then only given values.
+   */
+  #tokenUpdate(shape: { scopes: boolean; status: boolean; statusReason: boolean }, withAudit: boolean): PreparedStatement<TokenUpdateSlot, InstallationRow> {
+    const key = `${Number(shape.scopes)}${Number(shape.status)}${Number(shape.statusReason)}${Number(withAudit)}`
+    let statement = this.#tokenUpdates.get(key)
+    if (statement) return statement
+    const { db } = this.#ctx
+    statement = new PreparedStatement<TokenUpdateSlot, InstallationRow>(
+      [
+        ...TOKEN_COLUMN_SLOTS,
+        'id',
+        'expected_version',
+        'now',
+        ...(shape.scopes ? (['scopes'] as const) : []),
+        ...(shape.status ? (['status'] as const) : []),
+        ...(shape.statusReason ? (['status_reason'] as const) : []),
+        ...(withAudit ? (['action', 'detail'] as const) : []),
+      ],
+      (slot) => {
+        const update = db
+          .updateTable('installations')
+          .set((eb) => ({
+            access_token: slot('access_token'),
+            refresh_token: slot('refresh_token'),
+            key_id: slot('key_id'),
+            expires_at: slot('expires_at'),
+            refresh_token_issued_at: slot('refresh_token_issued_at'),
+            ...(shape.scopes ? { scopes: slot<string>('scopes') } : {}),
+            ...(shape.status ? { status: slot<InstallationStatus>('status') } : {}),
+            ...(shape.statusReason ? { status_reason: slot<string | null>('status_reason') } : {}),
+            refresh_failures: 0,
+            last_refresh_at: slot('now'),
+            last_error: null,
+            retry_at: null,
+            sweep_owner: null,
+            sweep_until: null,
+            version: eb('version', '+', 1),
+            updated_at: slot('now'),
+          }))
+          .where('id', '=', slot<string>('id'))
+          .where('version', '=', slot<number>('expected_version'))
+          .returningAll()
+        if (!withAudit) return update
+        return db
+          .with('u', () => update)
+          .with('a', (qc) =>
+            qc
+              .insertInto('audit_log')
+              .columns(['installation_id', 'action', 'detail', 'at'])
+              .expression((eb) =>
+                eb
+                  .selectFrom('u')
+                  .select(['u.id', sql<string>`${slot('action')}::text`.as('action'), sql<string>`${slot('detail')}::text`.as('detail'), sql<number>`${slot('now')}::bigint`.as('at')]),
+              ),
+          )
+          .selectFrom('u')
+          .selectAll()
+      },
+    )
+    this.#tokenUpdates.set(key, statement)
+    return statement
+  }
+
+  /** The audit entry of a token update on SQLite (a statement of its own in the update's transaction). */
+  get #auditInsert(): PreparedStatement<TokenUpdateSlot> {
+    this.#auditInsertStatement ??= new PreparedStatement<TokenUpdateSlot>(['id', 'action', 'detail', 'now'], (slot) =>
+      this.#ctx.db.insertInto('audit_log').values({ installation_id: slot<string>('id'), action: slot<string>('action'), detail: slot<string>('detail'), at: slot<number>('now') }),
+    )
+    return this.#auditInsertStatement
   }
 
   async setStatus(
@@ -624,12 +684,12 @@ export class SqlInstallationStore implements InstallationStore {
     return this.#open(row)
   }
 
-  #open(row: InstallationRow): Installation {
+  #open(row: InstallationRow, tokens: TokenSet | null = this.#tokens.open(row)): Installation {
     if (!this.#identities.has(row.id)) {
       if (this.#identities.size >= IDENTITIES_MAX) this.#identities.delete(this.#identities.keys().next().value!)
       this.#identities.set(row.id, { client_id: row.client_id, resource_key: row.resource_key })
     }
-    return { ...toSummary(row), tokens: this.#tokens.open(row) }
+    return { ...toSummary(row), tokens }
   }
 }
 

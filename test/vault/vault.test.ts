@@ -290,6 +290,40 @@ for (const dialect of DIALECTS) {
         assert.equal((await vault.installations.get(stored.id))?.version, 3)
       })
 
+      test('updateTokens sets what it is given and keeps the rest, whichever shapes of update came before', async () => {
+        // Each shape of update is a statement built once and reused with new values: a statement of one
+        // shape must never serve another (a reason written when none was given, a status lost).
+        const stored = await vault.installations.upsert(locationInput({ scopes: ['a.readonly'] }))
+        const t = (n: number) => ({ accessToken: `AT-${n}`, refreshToken: n % 2 ? `RT-${n}` : null, expiresAt: new Date(2e12 + n) })
+        const steps: Array<[Parameters<Vault['installations']['updateTokens']>[3], Partial<Record<'status' | 'statusReason', unknown>> & { scopes?: string[] }]> = [
+          [{ status: 'suspended', statusReason: 'paused' }, { status: 'suspended', statusReason: 'paused', scopes: ['a.readonly'] }],
+          [{}, { status: 'suspended', statusReason: 'paused', scopes: ['a.readonly'] }],
+          [{ scopes: ['b.write'] }, { status: 'suspended', statusReason: 'paused', scopes: ['b.write'] }],
+          [{ statusReason: null }, { status: 'suspended', statusReason: null, scopes: ['b.write'] }],
+          [{ status: 'active', audit: { action: 'refreshed' } }, { status: 'active', statusReason: null, scopes: ['b.write'] }],
+          [{ statusReason: 'again', audit: { action: 'reconnected' } }, { status: 'active', statusReason: 'again', scopes: ['b.write'] }],
+          [{ status: 'suspended', statusReason: 'paused' }, { status: 'suspended', statusReason: 'paused', scopes: ['b.write'] }],
+          [{}, { status: 'suspended', statusReason: 'paused', scopes: ['b.write'] }],
+        ]
+        let version = 1
+        for (const [i, [extra, want]] of steps.entries()) {
+          const updated = await vault.installations.updateTokens(stored.id, version, t(i), extra)
+          version++
+          const read = await vault.installations.get(stored.id)
+          assert.deepEqual(updated, read, `step ${i}: the returned row is the stored one`)
+          assert.deepEqual(read?.tokens, t(i), `step ${i}`)
+          assert.deepEqual({ status: read?.status, statusReason: read?.statusReason, scopes: read?.scopes }, want, `step ${i}`)
+          assert.equal(read?.version, version)
+        }
+        assert.deepEqual(
+          (await vault.audit.list(stored.id)).filter((e) => e.action === 'refreshed' || e.action === 'reconnected').map((e) => [e.action, e.detail]),
+          [
+            ['refreshed', { version: 6 }],
+            ['reconnected', { version: 7 }],
+          ],
+        )
+      })
+
       test('setStatus without wipe keeps tokens and bumps version', async () => {
         const stored = await vault.installations.upsert(locationInput())
         const s = await vault.installations.setStatus(stored.id, 'needs_reauthorization', { reason: 'refresh token rejected: invalid_grant' })
