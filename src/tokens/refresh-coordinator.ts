@@ -8,7 +8,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  * @see ../../../shared/reference/highlevel/FACTS.md ("Refresh token … using it invalidates it"; Reconnect; v3)
  */
-import { randomUUID } from 'node:crypto'
+import { randomUUID, timingSafeEqual } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GhlError, InstallationSuspendedError, NotInstalledError, OAuthError, ReauthorizationRequiredError } from '../errors.js'
 import { processReconnectResponse, reconnectRequest } from '../oauth/reconnect.js'
@@ -37,10 +37,34 @@ export interface RefreshResult {
   refreshed: boolean
 }
 
+/**
+ * A rotated pair HighLevel gave this process that the database would not take (it stopped answering
+ * for longer than the store's own retries). HighLevel has used up the refresh token it was given for
+ * it, so this pair is the grant: it is kept in memory and stored as soon as the database answers.
+ */
+interface KeptPair {
+  /** The version of the row the pair was asked for. */
+  fromVersion: number
+  /** The refresh token HighLevel used up for it (null after a Reconnect of a token-less row). */
+  usedRefreshToken: string | null
+  tokens: TokenResponse
+  sentAt: number
+  action: 'refreshed' | 'reconnected'
+  /** Stores of it tried so far in the background (for the backoff). */
+  attempts: number
+  timer?: NodeJS.Timeout
+}
+
+/** The first background store of a kept pair after this long, doubling up to {@link KEPT_RETRY_MAX_MS}. */
+const KEPT_RETRY_MS = 1000
+const KEPT_RETRY_MAX_MS = 15_000
+
 /** See the file comment. */
 export class RefreshCoordinator {
   readonly #t: TokenContext
   readonly #owner = `refresher:${process.pid}:${randomUUID()}`
+  /** Pairs not stored yet, by installation id (see {@link KeptPair}). */
+  readonly #kept = new Map<string, KeptPair>()
 
   constructor(context: TokenContext) {
     this.#t = context
@@ -90,8 +114,12 @@ export class RefreshCoordinator {
       id,
       async (locked) => {
         // The row as read under the lock (PostgreSQL reads it with the lock), else read now.
-        const row = locked ?? (await t.vault.installations.get(id))
+        let row = locked ?? (await t.vault.installations.get(id))
         if (!row) throw new NotInstalledError({}, `No installation with id ${id}`)
+        // A pair this process got from HighLevel and could not store yet is the grant: store it before
+        // anything else, never refresh with the refresh token it used up.
+        const kept = this.#kept.get(id)
+        if (kept) row = await this.#storeKept(row, kept)
         t.assertTokens(row, { allowSuspended: options.allowSuspended })
         // The version moved since the caller read the row: the previous lock holder refreshed (or the
         // row was re-installed). After a 401 any newer row will do; after an expiry only a fresh one.
@@ -143,7 +171,13 @@ export class RefreshCoordinator {
   /** Stores a token-endpoint answer by compare-and-swap; on a lost swap, the stored row wins. */
   async #storeTokens(row: Installation, tokens: TokenResponse, sentAt: number, action: 'refreshed' | 'reconnected'): Promise<Installation> {
     const t: TokenContext = this.#t
-    const stored = await this.#storePersistently(row, tokens, sentAt, action)
+    let stored: Installation | undefined
+    try {
+      stored = await this.#storePersistently(row, tokens, sentAt, action)
+    } catch (err) {
+      if (err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE') this.#keep(row, tokens, sentAt, action)
+      throw err
+    }
     if (!stored) {
       // Only possible if our lock lapsed (a SQLite lease outlived by a stalled holder): someone else
       // stored meanwhile; theirs is what every other reader sees, so use it.
@@ -185,13 +219,127 @@ export class RefreshCoordinator {
         )
       } catch (err) {
         if (!(err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE') || t.clock.now() >= until) {
-          t.logger.error({ installationId: row.id, code: (err as GhlError).code, attempt }, `${action} tokens could not be stored: the grant is lost unless recovered (Reconnect or re-authorization)`)
+          t.logger.error({ installationId: row.id, code: (err as GhlError).code, attempt }, `${action} tokens could not be stored yet`)
           throw err
         }
         t.logger.warn({ installationId: row.id, attempt }, `${action} tokens not stored yet (the database did not answer); trying again`)
         await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)))
       }
     }
+  }
+
+  /**
+   * Keeps a pair the database would not take, and stores it in the background as soon as it answers
+   * (retried with backoff, under the refresh lock). Until then this process's refreshes of the row
+   * store it instead of refreshing (see {@link RefreshCoordinator.#refreshOnce}). Another process may
+   * meanwhile refresh with the used-up token, get `invalid_grant` and mark the row for re-consent: the
+   * kept pair still wins then, since the row holds the token it used up (see {@link RefreshCoordinator.#storeKept}).
+   * What is kept is lost only if this process ends before the database answers (logged at shutdown).
+   */
+  #keep(row: Installation, tokens: TokenResponse, sentAt: number, action: 'refreshed' | 'reconnected'): void {
+    const t: TokenContext = this.#t
+    const previous = this.#kept.get(row.id)
+    clearTimeout(previous?.timer)
+    const kept: KeptPair = { fromVersion: row.version, usedRefreshToken: row.tokens?.refreshToken ?? null, tokens, sentAt, action, attempts: 0 }
+    this.#kept.set(row.id, kept)
+    t.logger.error({ installationId: row.id }, `${action} tokens kept in memory until the database answers: this process holds the grant`)
+    this.#scheduleKept(row.id, kept)
+  }
+
+  #scheduleKept(id: string, kept: KeptPair): void {
+    const delay = Math.min(KEPT_RETRY_MAX_MS, KEPT_RETRY_MS * 2 ** Math.min(kept.attempts, 4))
+    kept.timer = setTimeout(() => void this.#retryKept(id, kept), delay)
+    kept.timer.unref()
+  }
+
+  /** One background attempt to store a kept pair, under the refresh lock. */
+  async #retryKept(id: string, kept: KeptPair, waitMs = this.#t.lockWaitMs): Promise<void> {
+    const t: TokenContext = this.#t
+    if (this.#kept.get(id) !== kept) return
+    kept.attempts++
+    try {
+      await t.flights.run(`refresh:${id}`, () =>
+        t.vault.locks.withRefreshLock(
+          id,
+          async (locked) => {
+            const row = locked ?? (await t.vault.installations.get(id))
+            if (!row) {
+              this.#kept.delete(id)
+              return
+            }
+            if (this.#kept.get(id) === kept) await this.#storeKept(row, kept)
+          },
+          { waitMs },
+        ),
+      )
+    } catch (err) {
+      t.logger.warn({ installationId: id, attempt: kept.attempts, code: (err as GhlError).code }, 'kept tokens not stored yet; trying again')
+    }
+    if (this.#kept.get(id) === kept) this.#scheduleKept(id, kept)
+  }
+
+  /**
+   * Stores a kept pair with the refresh lock held and `row` just read; returns the row to go on with.
+   * The pair is the grant while the row is the one it was asked for, or still holds the refresh token
+   * it used up (another process found that token dead meanwhile and marked the row for re-consent, or
+   * was refused): it is stored, and the row is active again. A row holding any other token has a newer
+   * grant (a re-install, another instance's Reconnect): the kept pair is dropped.
+   */
+  async #storeKept(row: Installation, kept: KeptPair): Promise<Installation> {
+    const t: TokenContext = this.#t
+    const holdsUsed = sameToken(row.tokens?.refreshToken ?? null, kept.usedRefreshToken)
+    if (row.version !== kept.fromVersion && !holdsUsed) {
+      this.#forgetKept(row.id)
+      t.logger.info({ installationId: row.id, version: row.version }, 'kept tokens dropped: a newer grant was stored meanwhile')
+      return row
+    }
+    const stored = await t.vault.installations.updateTokens(
+      row.id,
+      row.version,
+      { accessToken: kept.tokens.access_token, refreshToken: kept.tokens.refresh_token, expiresAt: new Date(kept.sentAt + kept.tokens.expires_in * 1000) },
+      { scopes: kept.tokens.scope.split(/\s+/).filter(Boolean), status: 'active', statusReason: null, audit: { action: kept.action, detail: { kept: true } } },
+    )
+    if (!stored) return (await t.vault.installations.get(row.id)) ?? row
+    this.#forgetKept(row.id)
+    t.logger.warn({ installationId: row.id, version: stored.version }, `kept ${kept.action} tokens stored: the grant is safe again`)
+    t.announce(row.id, stored.version)
+    if (row.status !== 'active') {
+      await t.audit(row.id, 'reactivated', { from: row.status })
+      t.emit('reactivated', { installationId: row.id })
+    }
+    if (kept.action === 'refreshed') t.emit('refreshed', { installationId: row.id, version: stored.version })
+    else t.emit('reconnected', { installationId: row.id })
+    return stored
+  }
+
+  #forgetKept(id: string): void {
+    clearTimeout(this.#kept.get(id)?.timer)
+    this.#kept.delete(id)
+  }
+
+  /**
+   * At shutdown: one last attempt to store what is kept, within `deadline` (`Date.now()` ms); what still is
+   * not stored is logged — those grants are lost with this process (Reconnect, else re-consent).
+   */
+  async storeKeptBeforeExit(deadline: number): Promise<number> {
+    const t: TokenContext = this.#t
+    for (const [id, kept] of [...this.#kept]) {
+      const left = deadline - Date.now()
+      if (left <= 0) break
+      clearTimeout(kept.timer)
+      kept.timer = undefined
+      await this.#retryKept(id, kept, left).catch(() => {})
+      clearTimeout(this.#kept.get(id)?.timer)
+    }
+    const lost = [...this.#kept.keys()]
+    for (const id of lost) this.#forgetKept(id)
+    if (lost.length > 0) t.logger.error({ installationIds: lost }, 'shutdown: tokens kept in memory were never stored; these grants are lost (Reconnect, else re-authorization)')
+    return lost.length
+  }
+
+  /** Installations whose rotated pair this process keeps in memory, not stored yet. */
+  get keptCount(): number {
+    return this.#kept.size
   }
 
   /**
@@ -359,4 +507,12 @@ export class RefreshCoordinator {
       url,
     )
   }
+}
+
+/** Whether two refresh tokens are the same (constant time; both null counts as the same). */
+function sameToken(a: string | null, b: string | null): boolean {
+  if (a === null || b === null) return a === b
+  const x = Buffer.from(a, 'utf8')
+  const y = Buffer.from(b, 'utf8')
+  return x.length === y.length && timingSafeEqual(x, y)
 }

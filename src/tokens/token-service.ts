@@ -267,8 +267,9 @@ export class TokenService implements TokenManager {
 
   /**
    * Stops taking new refreshes and waits — at most `timeoutMs` — for the refreshes and mints in flight
-   * to store their rows (a deploy in the middle of a rotation must not lose the grant). Resolves with
-   * how many were still running when it gave up (0 = drained).
+   * to store their rows (a deploy in the middle of a rotation must not lose the grant), and for rotated
+   * pairs kept in memory while the database did not answer to be stored. Resolves with how many were
+   * still running or not stored when it gave up (0 = drained).
    */
   async drain(timeoutMs: number): Promise<number> {
     const t: TokenContext = this.#t
@@ -279,7 +280,9 @@ export class TokenService implements TokenManager {
       await Promise.race([Promise.allSettled(t.flights.pending()), sleep(Math.max(1, deadline - Date.now()))])
     }
     if (t.flights.size > 0) t.logger.warn({ inFlight: t.flights.size }, 'shutdown: refreshes still in flight after the shutdown timeout')
-    return t.flights.size
+    // Rotated pairs the database did not take yet: a last attempt, or they are lost with this process.
+    const lost = await this.#coordinator.storeKeptBeforeExit(deadline)
+    return t.flights.size + lost
   }
 
   /** Drains (briefly), stops the Redis subscription and clears the cache. Leaves vault and Redis open. */

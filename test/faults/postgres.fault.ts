@@ -5,6 +5,10 @@
  * (`GHL_DATABASE_UNAVAILABLE`, or `GHL_LOCK_TIMEOUT`), or the call goes through on the cached token —
  * and seconds after the database answers again everything works, in the same process.
  *
+ * HighLevel's Reconnect is removed (the sandbox's default, as on HighLevel since September 2026): a
+ * grant lost in the outage would need a user, so "no installation lost" means no rotated pair was lost —
+ * one HighLevel answered while the database would not take it is kept in memory and stored after.
+ *
  * The reproduction this guards (the hardening issue): PostgreSQL silent during a refresh left the
  * refresh lock's connection waiting forever on a statement (the lock pool had no statement bound), so
  * the installation's refresh lock was never released and its calls answered 504 long after the
@@ -34,7 +38,7 @@ describe('PostgreSQL silenced and restarted under a running server', { skip: awa
   let locations: string[]
 
   before(async () => {
-    d = await startDeployment({ sandbox: { accessTokenTtlSec: 4, reconnect: 'allow' } })
+    d = await startDeployment({ sandbox: { accessTokenTtlSec: 4 } })
     server = await d.serve({
       GHL_REQUEST_TIMEOUT_MS: String(REQUEST_TIMEOUT_MS),
       GHL_TOKEN_TIMEOUT_MS: '1000',
@@ -88,8 +92,9 @@ describe('PostgreSQL silenced and restarted under a running server', { skip: awa
     ]
   }
 
-  async function outage(name: string, mode: 'silent' | 'reset', outageMs: number): Promise<void> {
+  async function outage(name: string, mode: 'silent' | 'reset', outageMs: number, options: { expectKept?: boolean } = {}): Promise<void> {
     const before = await d.stats()
+    const outputFrom = { stdout: server.stdout.length, stderr: server.stderr.length }
     const probe = new Probe(routes())
     probe.start()
     await sleep(2500)
@@ -114,6 +119,10 @@ describe('PostgreSQL silenced and restarted under a running server', { skip: awa
     const report = probe.outage(from, passAt)
     const recovery = probe.recovery(passAt)
     const statuses = await installationStatuses(d.directUrl)
+    // A rotated pair HighLevel answered while the database would not take it is kept, then stored.
+    const output = server.stdout.slice(outputFrom.stdout) + server.stderr.slice(outputFrom.stderr)
+    const kept = output.split('kept in memory until the database answers').length - 1
+    const storedLate = output.split('stored: the grant is safe again').length - 1
     const readyzDown = probe.results.some((r) => r.route === '/readyz' && r.start >= from && r.start < passAt && r.t.status === 503)
     recordFigures(name, {
       'outage (s)': seconds(outageMs),
@@ -128,6 +137,8 @@ describe('PostgreSQL silenced and restarted under a running server', { skip: awa
       'bounds (ms)': `proxy ${REQUEST_TIMEOUT_MS + MARGIN_MS}, api/webhook ${2 * DB_TIMEOUT_MS + MARGIN_MS}, readyz ${DB_TIMEOUT_MS + MARGIN_MS}`,
       'out of bound': report.outOfBound.length,
       'time to full recovery (s, no restart)': recovery.ms === undefined ? `not within ${seconds(RECOVERY_LIMIT_MS + 4000)} s` : seconds(recovery.ms),
+      'rotated pairs kept in memory (database silent past the store retries)': kept,
+      'kept pairs stored once it answered': storedLate,
       'installations lost': Object.entries(statuses).filter(([s]) => s !== 'active').reduce((n, [, v]) => n + v, 0),
     })
 
@@ -141,13 +152,19 @@ describe('PostgreSQL silenced and restarted under a running server', { skip: awa
     assert.deepEqual(report.unacceptable, [], 'every failure during the outage was a clear, retryable answer')
     assert.deepEqual(recovery.stillFailing, [], 'every route works again after the database is back, without a restart')
     assert.ok(recovery.ms !== undefined && recovery.ms <= RECOVERY_LIMIT_MS, `full recovery within ${RECOVERY_LIMIT_MS} ms (took ${recovery.ms} ms)`)
-    assert.deepEqual(statuses, { active: locations.length }, 'no installation lost')
+    assert.deepEqual(statuses, { active: locations.length }, 'no installation lost (Reconnect is removed: a lost grant would need a user)')
+    assert.equal(storedLate, kept, 'every pair kept in memory was stored once the database answered')
+    if (options.expectKept) assert.ok(kept >= 1, 'the refresh under way when the database went silent kept its rotated pair (the path this scenario is for)')
     assert.ok(after.token.refresh_token.ok > before.token.refresh_token.ok, 'tokens were refreshed around the outage')
     assert.equal(server.child.exitCode, null, 'the server kept running')
   }
 
   test('silent for 6 s (a hung peer) during refreshes: bounded answers, recovery without a restart', { timeout: 120_000 }, async () => {
     await outage('PostgreSQL silent (hung peer)', 'silent', 6000)
+  })
+
+  test('silent for 10 s, longer than the store retries a rotated pair (6 s): the pair is kept in memory and stored once it answers; no grant lost', { timeout: 120_000 }, async () => {
+    await outage('PostgreSQL silent past the store retries', 'silent', 10_000, { expectKept: true })
   })
 
   test('reset for 3 s (a restart) during refreshes: bounded answers, recovery without a restart', { timeout: 120_000 }, async () => {
