@@ -49,43 +49,7 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
     }
     client.on('error', onError)
     try {
-      const key = advisoryLockKey(id)
-      // Whole milliseconds (lock_timeout's unit); a number computed here, so it can be written into the SQL.
-      const left = Math.floor(remaining(deadline))
-      // The existence check and the lock are one statement: a row that does not exist takes no lock and
-      // waits for nothing. A refresh holds this connection throughout, so each round trip saved is time
-      // the connection (and the refresher's worker) is free sooner: taking the lock and reading the row
-      // under it is one message — the simple protocol runs its statements in order, and the read, a
-      // statement of its own, sees every commit up to the moment the lock was granted (READ COMMITTED
-      // takes a snapshot per statement), so it reads what the previous holder stored.
-      const literal = client.escapeLiteral(id)
-      const read = `select * from installations where id = ${literal}`
-      let row: InstallationRow | undefined
-      if (left <= 0) {
-        const results = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${literal}; ${read}`)) as unknown as pg.QueryResult[]
-        const locked = results[1]!.rows as Array<{ locked: boolean }>
-        if (locked.length === 0) throw lockNotInstalled(id)
-        if (!locked[0]!.locked) throw lockTimeout(id, waitMs)
-        row = results[2]!.rows[0] as InstallationRow | undefined
-      } else {
-        // Four statements (the simple protocol, so the id goes in as a literal escaped by pg itself; the
-        // key and the timeout are numbers computed here). lock_timeout is local to this transaction,
-        // which writes nothing (fn writes through the other pool). The server ends the wait at
-        // lock_timeout; the client bound only catches a server that stopped answering.
-        let results: pg.QueryResult[]
-        try {
-          results = (await client.query({
-            text: `begin; set local lock_timeout = ${left}; select pg_advisory_xact_lock(${key}::bigint) from installations where id = ${literal}; ${read}`,
-            query_timeout: left + this.#statementMs,
-          } as pg.QueryConfig)) as unknown as pg.QueryResult[]
-        } catch (err) {
-          if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
-          throw err
-        }
-        if (results[2]!.rowCount === 0) throw lockNotInstalled(id)
-        row = results[3]!.rows[0] as InstallationRow | undefined
-      }
-      const result = await fn(row)
+      const result = await fn(await this.#lockAndRead(client, id, deadline, waitMs))
       // The lock's transaction writes nothing (fn writes through the other pool): a commit that fails
       // (the server stopped answering) loses nothing — the session ends and the lock with it.
       await client.query('commit').catch(() => {
@@ -103,6 +67,48 @@ export class PostgresAdvisoryLock implements RefreshLockBackend {
     } finally {
       client.removeListener('error', onError)
       client.release(broken ? true : undefined)
+    }
+  }
+
+  /**
+   * Takes the lock and reads the row under it (see the comments inside). A method of its own so that
+   * nothing of the driver's results stays referenced from `run`'s frame while `fn` runs.
+   */
+  async #lockAndRead(client: pg.PoolClient, id: string, deadline: number, waitMs: number): Promise<InstallationRow | undefined> {
+    const key = advisoryLockKey(id)
+    // Whole milliseconds (lock_timeout's unit); a number computed here, so it can be written into the SQL.
+    const left = Math.floor(remaining(deadline))
+    // The existence check and the lock are one statement: a row that does not exist takes no lock and
+    // waits for nothing. A refresh holds this connection throughout, so each round trip saved is time
+    // the connection (and the refresher's worker) is free sooner: taking the lock and reading the row
+    // under it is one message — the simple protocol runs its statements in order, and the read, a
+    // statement of its own, sees every commit up to the moment the lock was granted (READ COMMITTED
+    // takes a snapshot per statement), so it reads what the previous holder stored.
+    const literal = client.escapeLiteral(id)
+    const read = `select * from installations where id = ${literal}`
+    if (left <= 0) {
+      const results = (await client.query(`begin; select pg_try_advisory_xact_lock(${key}::bigint) as locked from installations where id = ${literal}; ${read}`)) as unknown as pg.QueryResult[]
+      const locked = results[1]!.rows as Array<{ locked: boolean }>
+      if (locked.length === 0) throw lockNotInstalled(id)
+      if (!locked[0]!.locked) throw lockTimeout(id, waitMs)
+      return results[2]!.rows[0] as InstallationRow | undefined
+    } else {
+      // Four statements (the simple protocol, so the id goes in as a literal escaped by pg itself; the
+      // key and the timeout are numbers computed here). lock_timeout is local to this transaction,
+      // which writes nothing (fn writes through the other pool). The server ends the wait at
+      // lock_timeout; the client bound only catches a server that stopped answering.
+      let results: pg.QueryResult[]
+      try {
+        results = (await client.query({
+          text: `begin; set local lock_timeout = ${left}; select pg_advisory_xact_lock(${key}::bigint) from installations where id = ${literal}; ${read}`,
+          query_timeout: left + this.#statementMs,
+        } as pg.QueryConfig)) as unknown as pg.QueryResult[]
+      } catch (err) {
+        if ((err as { code?: unknown }).code === '55P03') throw lockTimeout(id, waitMs)
+        throw err
+      }
+      if (results[2]!.rowCount === 0) throw lockNotInstalled(id)
+      return results[3]!.rows[0] as InstallationRow | undefined
     }
   }
 

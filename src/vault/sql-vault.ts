@@ -79,12 +79,17 @@ class SqlRefreshLocks implements RefreshLocks {
     const release = await this.#local.acquire(id, waitMs, options.signal)
     // The lock's own queries failing is a database problem; whatever `fn` throws is passed on as it is.
     let fromFn = false
-    const run = async (raw?: InstallationRow): Promise<T> => {
-      try {
-        return await fn(raw && this.#open(raw))
-      } catch (err) {
+    // Not an async function: its frame would keep the raw row (and with it what the driver parsed)
+    // alive for as long as `fn` runs — a token request — long enough to outlive a young collection.
+    const run = (raw?: InstallationRow): Promise<T> => {
+      const failed = (err: unknown): never => {
         fromFn = true
         throw err
+      }
+      try {
+        return fn(raw && this.#open(raw)).catch(failed)
+      } catch (err) {
+        return failed(err)
       }
     }
     try {
