@@ -30,7 +30,6 @@ import { silentLogger, type Logger } from '../logger.js'
 import { parseRetryAfter } from '../ratelimit/headers.js'
 import type { Target } from '../tokens/types.js'
 import { compose } from './compose.js'
-import { traceIdOf as traceIdFrom } from './trace-id.js'
 import { auth } from './steps/auth.js'
 import { deadline } from './steps/deadline.js'
 import { operationGuard } from './steps/operation-guard.js'
@@ -126,7 +125,7 @@ export class HighLevelClient {
       return { status: res.status, headers: res.headers, body: res.body ?? Readable.from(res.text ? [Buffer.from(res.text)] : []) }
     }
     if (res.status >= 400) throw this.#toError(res)
-    const traceId = traceIdOf(res)
+    const traceId = res.traceId
     return traceId === undefined ? { status: res.status, headers: res.headers, data: res.data } : { status: res.status, headers: res.headers, data: res.data, traceId }
   }
 
@@ -163,7 +162,7 @@ export class HighLevelClient {
     if (validator) await validator.checkRequest(op, params, init?.body)
     const res = await this.#handler(req)
     if (validator) await validator.checkResponse(op, res.status, res.data)
-    const traceId = traceIdOf(res)
+    const traceId = res.traceId
     const response: TypedResponseInfo = traceId === undefined ? { status: res.status, headers: res.headers } : { status: res.status, headers: res.headers, traceId }
     return res.status < 400 ? { data: res.data, response } : { error: res.data, response }
   }
@@ -175,7 +174,7 @@ export class HighLevelClient {
 
   #toError(res: PipelineResponse): GhlError {
     if (res.status === 429) return new RateLimitedError(parseRetryAfter(res.headers, this.#clock.now()) ?? 0, 'HighLevel answered 429 (rate limit) and the call could not be retried in time')
-    return new HighLevelApiError(res.status, res.data, traceIdOf(res))
+    return new HighLevelApiError(res.status, res.data, res.traceId)
   }
 }
 
@@ -291,10 +290,6 @@ export function buildPath(path: string, query: Record<string, QueryValue> | unde
   }
   if (qs) p += (p.includes('?') ? '&' : '?') + qs
   return p
-}
-
-function traceIdOf(res: PipelineResponse): string | undefined {
-  return traceIdFrom(res.headers, res.data)
 }
 
 // The typed calls (GET…DELETE and the service namespaces) are put on the prototype by the static block

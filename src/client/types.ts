@@ -147,6 +147,8 @@ export interface PipelineResponse {
   text: string | undefined
   /** Unbuffered body: only for `responseType: 'stream'` and status < 400. */
   body: Readable | undefined
+  /** HighLevel's trace id of this answer (a header, or `traceId` in a buffered body), read once when it arrives. */
+  traceId: string | undefined
 }
 
 /** One stage of the pipeline. */

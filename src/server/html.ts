@@ -41,13 +41,17 @@ export function installedPage(i: InstallationSummary): string {
   )
 }
 
-/** A failed install, with the reference id the operator finds in the log. */
-export function errorPage(input: { title: string; message: string; reference: string; code: string }): string {
+/**
+ * An error page (a failed install by default), with the reference id the operator finds in the log.
+ * `next` is the way on beside "Back" (default: try the installation again).
+ */
+export function errorPage(input: { title: string; message: string; reference: string; code: string; next?: { href: string; label: string } }): string {
+  const next = input.next ?? { href: '/oauth/install', label: 'Try the installation again' }
   return layout(
     input.title,
     `<h1>${escapeHtml(input.title)}</h1>
 <div class="box error" id="error" data-code="${escapeHtml(input.code)}"><p>${escapeHtml(input.message)}</p>
 <p class="muted">Reference: <code id="reference">${escapeHtml(input.reference)}</code> (error ${escapeHtml(input.code)})</p></div>
-<p><a href="/">Back</a> · <a href="/oauth/install">Try the installation again</a></p>`,
+<p><a href="/">Back</a> · <a href="${escapeHtml(next.href)}">${escapeHtml(next.label)}</a></p>`,
   )
 }

@@ -161,7 +161,8 @@ export class LocationMinter {
                 companyName: agency.companyName,
                 tokens: { accessToken: lt.access_token, refreshToken: null, expiresAt: new Date(sentAt + lt.expires_in * 1000) },
               },
-              { onlyReplaceSource: ['agency'] },
+              // The entry is written with the row (one statement / transaction), only if the row was.
+              { onlyReplaceSource: ['agency'], audit: { action: 'minted', detail: { parentId: agency.id } } },
             )
             if (stored.source !== 'agency') {
               t.logger.info({ installationId: stored.id, locationId }, 'location has its own OAuth installation; minted token discarded')
@@ -171,7 +172,6 @@ export class LocationMinter {
             t.logger.info({ installationId: stored.id, parentId: agency.id, locationId }, 'location token minted')
             this.#unknown.delete(locationId)
             t.announce(stored.id, stored.version)
-            await t.audit(stored.id, 'minted', { parentId: agency.id, version: stored.version })
             t.emit('minted', { installationId: stored.id, parentId: agency.id, locationId })
             return stored
           },

@@ -113,10 +113,12 @@ export class SqlInstallationStore implements InstallationStore {
     if (only !== undefined && (!Array.isArray(only) || only.length === 0 || !only.every((x) => SOURCES.includes(x)))) {
       throw badInput([`expected onlyReplaceSource to be a non-empty array of ${SOURCES.join(', ')}`])
     }
+    const audit = options.audit
+    if (audit !== undefined && !nonEmpty(audit.action)) throw badInput(['expected options.audit.action to be a non-empty string'])
     const { db, clock, logger } = this.#ctx
     const now = clock.now()
     const rk = resourceKey(input.locationId, input.companyId)
-    const row = await db
+    const upsert = (trx: Kysely<VaultDatabase>) => trx
       .insertInto('installations')
       .values(this.#newRow(input, now))
       // One statement, atomic on both dialects (SQLite ≥ 3.24 upsert; PostgreSQL ≥ 9.5): a re-install
@@ -159,7 +161,45 @@ export class SqlInstallationStore implements InstallationStore {
         return only === undefined ? update : update.where('installations.source', 'in', [...only])
       })
       .returningAll()
-      .executeTakeFirst()
+    let row: InstallationRow | undefined
+    if (!audit) {
+      row = await upsert(db).executeTakeFirst()
+    } else if (this.#ctx.dialect === 'postgres') {
+      // The row and its audit entry in one statement (written exactly when the row was), the entry's
+      // detail carrying the version the row got (1 for a new row, one more for a replaced one).
+      const detail = JSON.stringify(audit.detail ?? {})
+      row = await db
+        .with('u', () => upsert(db))
+        .with('a', (qc) =>
+          qc
+            .insertInto('audit_log')
+            .columns(['installation_id', 'action', 'detail', 'at'])
+            .expression((eb) =>
+              eb
+                .selectFrom('u')
+                .select([
+                  'u.id',
+                  sql<string>`${audit.action}::text`.as('action'),
+                  sql<string>`(${detail}::jsonb || jsonb_build_object('version', ${sql.ref('u.version')}))::text`.as('detail'),
+                  sql<number>`${now}::bigint`.as('at'),
+                ]),
+            ),
+        )
+        .selectFrom('u')
+        .selectAll()
+        .executeTakeFirst()
+    } else {
+      row = await db.transaction().execute(async (trx) => {
+        const stored = await upsert(trx).executeTakeFirst()
+        if (stored) {
+          await trx
+            .insertInto('audit_log')
+            .values({ installation_id: stored.id, action: audit.action, detail: JSON.stringify({ ...audit.detail, version: Number(stored.version) }), at: now })
+            .execute()
+        }
+        return stored
+      })
+    }
     if (!row) {
       // The conflicting row is of a source we may not replace: it stays exactly as it was.
       const existing = await this.#findByResource(input.clientId, rk)

@@ -231,6 +231,11 @@ export interface UpsertInstallationOptions {
    * installation (and its refresh token) — not even an `uninstalled` one. Default: replace any row.
    */
   onlyReplaceSource?: readonly TokenSource[]
+  /**
+   * An audit entry written with the row, in the same statement (PostgreSQL) or transaction (SQLite),
+   * only when the row was written; its detail gets the row's new `version`.
+   */
+  audit?: AuditNote
 }
 
 export interface RefreshLockOptions {

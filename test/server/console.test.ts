@@ -278,6 +278,8 @@ describe('pages', () => {
     const res = await page('/installations/nope')
     assert.equal(res.status, 404)
     assert.match(res.html, /Unknown installation/)
+    assert.match(res.html, /<a href="\/">All installations<\/a>/)
+    assert.ok(!res.html.includes('/oauth/install'), 'not "try the installation again"')
   })
 })
 
@@ -305,6 +307,8 @@ describe('production sign-in', () => {
       const anon = await app.inject({ method: 'GET', url: '/' })
       assert.equal(anon.statusCode, 401)
       assert.match(String(anon.headers['www-authenticate']), /^Basic/)
+      assert.match(anon.body, /<a href="\/login">Sign in<\/a>/, 'the sign-in page is the way on')
+      assert.ok(!anon.body.includes('/oauth/install'), 'not "try the installation again"')
       assert.equal((await app.inject({ method: 'GET', url: '/', headers: { authorization: basic('wrong-password') } })).statusCode, 401)
       assert.equal((await app.inject({ method: 'GET', url: '/', headers: { authorization: basic(password) } })).statusCode, 200)
       assert.equal((await app.inject({ method: 'GET', url: '/', headers: { authorization: basic(stack.apiKey) } })).statusCode, 200)

@@ -65,6 +65,9 @@ for (const dialect of DIALECTS) {
       assert.equal(row!.source, 'agency')
       assert.equal(row!.parentId, agency.id)
       assert.equal(row!.tokens!.refreshToken, null)
+      // One audit entry, written with the row (its version in the detail).
+      const entries = (await h.vault.audit.list(row!.id)).filter((e) => e.action === 'minted')
+      assert.deepEqual(entries.map((e) => e.detail), [{ parentId: agency.id, version: row!.version }])
       // Reuse: from memory, and from the vault for a second worker.
       await Promise.all(Array.from({ length: 50 }, () => h.tokens.getAccessToken(target)))
       const other = h.newTokenService()
@@ -84,6 +87,8 @@ for (const dialect of DIALECTS) {
       assert.equal(after!.id, before!.id)
       assert.ok(after!.version > before!.version)
       assert.equal(await h.callApi(grants[0]!.accessToken, target.id), 200)
+      const entries = (await h.vault.audit.list(after!.id)).filter((e) => e.action === 'minted')
+      assert.deepEqual(entries.at(-1)?.detail, { parentId: agency.id, version: after!.version }, 'the re-mint has its entry, with the new version')
     })
 
     test('a 401 on a minted token re-mints it', async () => {

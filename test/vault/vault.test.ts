@@ -290,6 +290,26 @@ for (const dialect of DIALECTS) {
         assert.equal((await vault.installations.get(stored.id))?.version, 3)
       })
 
+      test('upsert with an audit note: the entry is written with the row and only when the row is, with its version', async () => {
+        const note = { action: 'minted', detail: { parentId: 'P1' } }
+        const agencyRow = { ...locationInput(), source: 'agency' as const, parentId: 'P1', tokens: { accessToken: 'AT-m', refreshToken: null, expiresAt: new Date(2e12) } }
+        const first = await vault.installations.upsert(agencyRow, { onlyReplaceSource: ['agency'], audit: note })
+        const again = await vault.installations.upsert(agencyRow, { onlyReplaceSource: ['agency'], audit: note })
+        assert.equal(again.version, 2)
+        const minted = async () => (await vault.audit.list(first.id)).filter((e) => e.action === 'minted').map((e) => e.detail)
+        assert.deepEqual(await minted(), [{ parentId: 'P1', version: 1 }, { parentId: 'P1', version: 2 }])
+        // The location's own OAuth install replaces it; a mint after that changes nothing and writes no entry.
+        const own = await vault.installations.upsert(locationInput())
+        assert.equal(own.id, first.id)
+        const kept = await vault.installations.upsert(agencyRow, { onlyReplaceSource: ['agency'], audit: note })
+        assert.equal(kept.source, 'oauth')
+        assert.equal(kept.version, own.version)
+        assert.equal((await minted()).length, 2, 'no entry for a row that was not written')
+        // A bad note is refused before anything is stored.
+        await rejectsWith(vault.installations.upsert(locationInput({ locationId: 'LOC-NEW' }), { audit: { action: '' } }), 'GHL_BAD_REQUEST')
+        assert.equal(await vault.installations.findByLocation(locationInput().clientId, 'LOC-NEW'), undefined)
+      })
+
       test('updateTokens sets what it is given and keeps the rest, whichever shapes of update came before', async () => {
         // Each shape of update is a statement built once and reused with new values: a statement of one
         // shape must never serve another (a reason written when none was given, a status lost).

@@ -9,7 +9,6 @@ import { performance } from 'node:perf_hooks'
 import type { Clock } from '../../clock.js'
 import { GhlError, HighLevelApiError } from '../../errors.js'
 import { readRateLimitHeaders } from '../../ratelimit/headers.js'
-import { traceIdOf } from '../trace-id.js'
 import type { PipelineRequest, Step } from '../types.js'
 
 /** One finished call as an observer sees it. */
@@ -45,7 +44,7 @@ export function record(observer: CallObserver, clock: Clock): Step {
     const start = performance.now()
     try {
       const res = await next(req)
-      const call = callOf(req, clock.now(), res.status, performance.now() - start, traceIdOf(res.headers, res.data), undefined)
+      const call = callOf(req, clock.now(), res.status, performance.now() - start, res.traceId, undefined)
       const limits = readRateLimitHeaders(res.headers)
       call.burstRemaining = limits.remaining
       call.dailyRemaining = limits.dailyRemaining

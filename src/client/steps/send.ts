@@ -4,6 +4,7 @@
  * them: 401 reason, 429/5xx retry).
  */
 import type { Dispatcher } from 'undici'
+import { traceIdOf } from '../trace-id.js'
 import type { Handler, PipelineRequest, PipelineResponse } from '../types.js'
 
 /** Builds the send handler for one origin (`http://host:port`) and base path (`''` or `/prefix`). */
@@ -19,10 +20,11 @@ export function send(dispatcher: Dispatcher, origin: string, basePath: string): 
     })
     const headers = res.headers as Record<string, string | string[] | undefined>
     if (req.responseType === 'stream' && res.statusCode < 400) {
-      return { status: res.statusCode, headers, data: undefined, text: undefined, body: res.body }
+      return { status: res.statusCode, headers, data: undefined, text: undefined, body: res.body, traceId: traceIdOf(headers) }
     }
     const text = await res.body.text()
-    return { status: res.statusCode, headers, data: parseBody(text, headers['content-type']), text, body: undefined }
+    const data = parseBody(text, headers['content-type'])
+    return { status: res.statusCode, headers, data, text, body: undefined, traceId: traceIdOf(headers, data) }
   }
 }
 

@@ -64,7 +64,8 @@ export async function registerConsolePages(
             : 'The operator console needs GHL_CONNECTOR_API_KEY or GHL_OPERATOR_PASSWORD to be configured in production.',
           reference: '—',
           code: 'GHL_UNAUTHORIZED',
-        }).replace('<a href="/oauth/install">Try the installation again</a>', '<a href="/login">Sign in</a>'),
+          next: { href: '/login', label: 'Sign in' },
+        }),
       )
     return false
   }
@@ -120,7 +121,7 @@ export async function registerConsolePages(
       d = await operator.detail(id)
     } catch (err) {
       if (err instanceof GhlError && err.code === 'GHL_NOT_INSTALLED') {
-        return reply.code(404).headers(htmlHeaders()).send(errorPage({ title: 'Unknown installation', message: err.message, reference: '—', code: err.code }).replace('<a href="/oauth/install">Try the installation again</a>', '<a href="/">All installations</a>'))
+        return reply.code(404).headers(htmlHeaders()).send(errorPage({ title: 'Unknown installation', message: err.message, reference: '—', code: err.code, next: { href: '/', label: 'All installations' } }))
       }
       throw err
     }
