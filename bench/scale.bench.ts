@@ -16,7 +16,7 @@
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { Session } from 'node:inspector/promises'
-import { mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { constants, monitorEventLoopDelay, performance, PerformanceObserver } from 'node:perf_hooks'
@@ -219,6 +219,9 @@ interface Figures {
   coveredMs: number
   installedMs: number
   sweepMs: number
+  /** SQLite: the WAL file's size after the sweep, and after seeding (before it was truncated). */
+  walBytes: number | undefined
+  walAfterSeed: number | undefined
   swept: string
   loopMaxMs: number
   loopP99Ms: number
@@ -279,6 +282,7 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       },
     })
     const seedMs = performance.now() - t0
+    let walAfterSeed: number | undefined
     if (dialect === 'postgres') {
       // A live database has statistics (autovacuum); a freshly bulk-loaded one gets them now.
       const c = new pg.Client({ connectionString: db.url })
@@ -287,8 +291,11 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       await c.query('checkpoint')
       await c.end()
     } else {
+      walAfterSeed = statSync(`${db.url}-wal`).size
       const raw = new Database(db.url)
-      raw.pragma('wal_checkpoint(TRUNCATE)')
+      raw.pragma('busy_timeout = 5000')
+      // TRUNCATE waits for the checkpoint worker's own checkpoint; the WAL must be empty before the sweep.
+      for (let i = 0; i < 10 && (raw.pragma('wal_checkpoint(TRUNCATE)') as Array<{ busy: number }>)[0]!.busy !== 0; i++) await sleep(200)
       raw.close()
     }
     // Seeding a million writes gigabytes: the sweep is measured on a vault that has been running (its
@@ -378,6 +385,9 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
     if (endpointStats.reused !== 0) throw new Error(`${endpointStats.reused} refresh tokens were used twice`)
 
     phase(`swept in ${(sweepMs / 1000).toFixed(1)} s`)
+    // The WAL file keeps the largest size it reached (the vault sets no journal_size_limit), and the
+    // seeded database was checkpointed to an empty WAL before the sweep: its size is how far it grew.
+    const walBytes = dialect === 'sqlite' && existsSync(`${db.url}-wal`) ? statSync(`${db.url}-wal`).size : undefined
     // Memory per cached installation: every not-due installation (up to the default bound) cached.
     const cached = Math.min(l.locations - l.due, config.tokenCacheMax)
     const before = heap()
@@ -408,6 +418,8 @@ async function runDialect(dialect: 'sqlite' | 'postgres'): Promise<Figures | str
       coveredMs: median(covered),
       installedMs: median(installed),
       sweepMs,
+      walBytes,
+      walAfterSeed,
       swept: `${swept.refreshed} refreshed of ${l.due} due, ${swept.pages} pages, ${swept.failed} failed, concurrency ${refresher.concurrency}, token endpoint peak ${endpointStats.peakInFlight} at once`,
       loopMaxMs: loop.max / 1e6,
       loopP99Ms: loop.percentile(99) / 1e6,
@@ -449,6 +461,7 @@ const rows: Array<[string, (f: Figures) => string, string]> = [
   ['the main thread runnable but waiting for a core between two turns: max', (f) => (f.busySource === 'main thread' ? ms(f.waitMaxMs) : 'not measured'), ''],
   ['longest garbage collection during the sweep', (f) => ms(f.gcMaxMs), ''],
   ['longest statement during the sweep', (f) => ms(f.longest.ms), 'SQLite: ≤ 20 ms'],
+  ['SQLite: how far the WAL grew while seeding / during the sweep', (f) => (f.walBytes === undefined ? '' : `${((f.walAfterSeed ?? 0) / 1e6).toFixed(0)} / ${(f.walBytes / 1e6).toFixed(0)} MB`), ''],
   ['memory per cached installation', (f) => `${f.bytesPerEntry.toFixed(0)} B`, '≤ 1 KB'],
 ]
 const cell = (d: string, fmt: (f: Figures) => string): string => {
