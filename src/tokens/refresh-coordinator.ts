@@ -264,7 +264,7 @@ export class RefreshCoordinator {
           async (locked) => {
             const row = locked ?? (await t.vault.installations.get(id))
             if (!row) {
-              this.#kept.delete(id)
+              this.#forgetKept(id)
               return
             }
             if (this.#kept.get(id) === kept) await this.#storeKept(row, kept)
@@ -287,10 +287,11 @@ export class RefreshCoordinator {
    */
   async #storeKept(row: Installation, kept: KeptPair): Promise<Installation> {
     const t: TokenContext = this.#t
-    const holdsUsed = sameToken(row.tokens?.refreshToken ?? null, kept.usedRefreshToken)
-    if (row.version !== kept.fromVersion && !holdsUsed) {
+    // An uninstalled row stays uninstalled: its grant was revoked by the uninstall, whatever is kept.
+    const holdsUsed = row.status !== 'uninstalled' && sameToken(row.tokens?.refreshToken ?? null, kept.usedRefreshToken)
+    if (row.status === 'uninstalled' || (row.version !== kept.fromVersion && !holdsUsed)) {
       this.#forgetKept(row.id)
-      t.logger.info({ installationId: row.id, version: row.version }, 'kept tokens dropped: a newer grant was stored meanwhile')
+      t.logger.info({ installationId: row.id, version: row.version }, 'kept tokens dropped: a newer grant was stored meanwhile, or the app was uninstalled')
       return row
     }
     const stored = await t.vault.installations.updateTokens(
@@ -509,9 +510,9 @@ export class RefreshCoordinator {
   }
 }
 
-/** Whether two refresh tokens are the same (constant time; both null counts as the same). */
+/** Whether a row holds the refresh token a kept pair used up (constant time; no token is never a match). */
 function sameToken(a: string | null, b: string | null): boolean {
-  if (a === null || b === null) return a === b
+  if (a === null || b === null) return false
   const x = Buffer.from(a, 'utf8')
   const y = Buffer.from(b, 'utf8')
   return x.length === y.length && timingSafeEqual(x, y)

@@ -173,6 +173,32 @@ for (const dialect of DIALECTS) {
       assert.equal(await svc.drain(1000), 0, 'nothing kept any more')
     })
 
+    test('an uninstall meanwhile wins: the kept pair is dropped, the row stays uninstalled', async () => {
+      // The pair kept here comes from Reconnect for a row with no refresh token (so the row, once wiped
+      // by the uninstall, "holds" the same no-token the pair replaced: it must still not be revived).
+      const row0 = (await h.vault.installations.get(inst.id))!
+      assert.ok(await h.vault.installations.updateTokens(inst.id, row0.version, { accessToken: row0.tokens!.accessToken, refreshToken: null, expiresAt: new Date(Date.now() - 1000) }))
+      await h.control('PUT', '/_sandbox/settings', { reconnect: 'allow' })
+      down = true
+      try {
+        await assert.rejects(svc.refreshNow(inst.id), (err) => err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE')
+      } finally {
+        await h.control('PUT', '/_sandbox/settings', { reconnect: 'removed' })
+      }
+      assert.equal((await h.stats()).reconnect.ok >= 1, true, 'the kept pair came from Reconnect')
+      const uninstalled = await h.vault.installations.setStatus(inst.id, 'uninstalled', { wipeTokens: true })
+      assert.equal(uninstalled?.status, 'uninstalled')
+      down = false
+      const refreshed = collect(svc, 'refreshed')
+      // The background store runs 1 s after the pair was kept and must drop it.
+      await sleep(1500)
+      const row = (await h.vault.installations.get(inst.id))!
+      assert.equal(row.status, 'uninstalled')
+      assert.equal(row.tokens, null)
+      assert.deepEqual(refreshed, [])
+      assert.equal(await svc.drain(1000), 0, 'nothing kept any more')
+    })
+
     test('at shutdown, a pair still not stored is tried once more, then reported lost', async () => {
       down = true
       await assert.rejects(svc.refreshNow(inst.id), (err) => err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE')
