@@ -12,6 +12,7 @@ import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GhlError, ReauthorizationRequiredError } from '../../src/errors.js'
 import { startSandbox, type Sandbox } from '../../src/sandbox/index.js'
+import { RECONNECT_FLAG } from '../../src/tokens/index.js'
 import type { TokenService } from '../../src/tokens/token-service.js'
 import type { Installation, Vault } from '../../src/vault/types.js'
 import { DIALECTS, dialectSkipReason } from '../helpers/services.js'
@@ -179,6 +180,8 @@ for (const dialect of DIALECTS) {
       const row0 = (await h.vault.installations.get(inst.id))!
       assert.ok(await h.vault.installations.updateTokens(inst.id, row0.version, { accessToken: row0.tokens!.accessToken, refreshToken: null, expiresAt: new Date(Date.now() - 1000) }))
       await h.control('PUT', '/_sandbox/settings', { reconnect: 'allow' })
+      // An earlier test may have had HighLevel say Reconnect is removed, which every instance remembers.
+      await h.vault.flags.delete(RECONNECT_FLAG)
       down = true
       try {
         await assert.rejects(svc.refreshNow(inst.id), (err) => err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE')
