@@ -11,10 +11,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s).digest()
 /** What a request without the right connector API key is told (401 `GHL_UNAUTHORIZED`). */
 export const API_KEY_REFUSED = 'Missing or wrong connector API key (send it as "Authorization: Bearer <key>" or "x-connector-key")'
 
-/** Constant-time string comparison: both sides are hashed first so lengths do not leak. */
-export function safeEqual(a: string, b: string): boolean {
-  return timingSafeEqual(digest(a), digest(b))
-}
+export { safeEqual } from '../secrets.js'
 
 /** The key a request presents, if any. */
 export function presentedKey(req: Pick<FastifyRequest, 'headers'>, options: { basic?: boolean } = {}): string | undefined {

@@ -8,12 +8,13 @@
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-6 (refreshing an access token)
  * @see ../../../shared/reference/highlevel/FACTS.md ("Refresh token … using it invalidates it"; Reconnect; v3)
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto'
+import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { GhlError, InstallationSuspendedError, NotInstalledError, OAuthError, ReauthorizationRequiredError } from '../errors.js'
 import { processReconnectResponse, reconnectRequest } from '../oauth/reconnect.js'
 import { authorizationCodeGrantRequest, processTokenResponse, refreshTokenGrantRequest, type TokenResponse } from '../oauth/token-endpoint.js'
 import type { Installation } from '../vault/types.js'
+import { safeEqual } from '../secrets.js'
 import { isTransient, type TokenContext, type UsableRow } from './token-context.js'
 
 /** The flag every instance reads before calling Reconnect: `available` / `unavailable` until it expires. */
@@ -338,11 +339,6 @@ export class RefreshCoordinator {
     return lost.length
   }
 
-  /** Installations whose rotated pair this process keeps in memory, not stored yet. */
-  get keptCount(): number {
-    return this.#kept.size
-  }
-
   /**
    * HighLevel said "Location is not active": a suspended sub-account. The refresh token was not used
    * up (oauth-v3.json `locationNotActive`: the same token works once the location is active again), so
@@ -512,8 +508,5 @@ export class RefreshCoordinator {
 
 /** Whether a row holds the refresh token a kept pair used up (constant time; no token is never a match). */
 function sameToken(a: string | null, b: string | null): boolean {
-  if (a === null || b === null) return false
-  const x = Buffer.from(a, 'utf8')
-  const y = Buffer.from(b, 'utf8')
-  return x.length === y.length && timingSafeEqual(x, y)
+  return a !== null && b !== null && safeEqual(a, b)
 }

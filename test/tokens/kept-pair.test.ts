@@ -36,6 +36,8 @@ for (const dialect of DIALECTS) {
     /** While true, the wrapped vault's token store fails as a silent database does. */
     let down = false
     let failedStores = 0
+    /** Refresh-lock runs of the service under test that ended (the background store of a kept pair is one). */
+    let lockRunsDone = 0
     let svc: TokenService
     let inst: Installation
     let locationIndex = 0
@@ -57,6 +59,12 @@ for (const dialect of DIALECTS) {
       down = false
       failedStores = 0
       const failing: Vault = wrapVault(h.vault, {
+        locks: {
+          withRefreshLock: <T>(id: string, fn: (row?: Installation) => Promise<T>, options?: Parameters<Vault['locks']['withRefreshLock']>[2]) =>
+            h.vault.locks.withRefreshLock(id, fn, options).finally(() => {
+              lockRunsDone++
+            }),
+        },
         installations: {
           updateTokens: async (...args: Parameters<Vault['installations']['updateTokens']>) => {
             if (down) {
@@ -162,11 +170,13 @@ for (const dialect of DIALECTS) {
       await assert.rejects(svc.refreshNow(inst.id), (err) => err instanceof GhlError && err.code === 'GHL_DATABASE_UNAVAILABLE')
       const reinstalled = await h.installLocation(inst.locationId!)
       assert.equal(reinstalled.id, inst.id)
+      const runs = lockRunsDone
       down = false
       const refreshed = collect(svc, 'refreshed')
       // The kept pair's background store runs 1 s after it was kept and must drop it: a store that took
       // kept pairs whatever the row holds would overwrite the re-install's grant (checked below).
-      await sleep(1500)
+      // Positive control: that store did run (a refresh-lock run of this service ended).
+      assert.ok((await until(async () => lockRunsDone, (n) => n > runs)) > runs, 'the background store ran')
       const row = (await h.vault.installations.get(inst.id))!
       assert.equal(row.version, reinstalled.version)
       assert.deepEqual(row.tokens, reinstalled.tokens)
@@ -191,10 +201,11 @@ for (const dialect of DIALECTS) {
       assert.equal((await h.stats()).reconnect.ok >= 1, true, 'the kept pair came from Reconnect')
       const uninstalled = await h.vault.installations.setStatus(inst.id, 'uninstalled', { wipeTokens: true })
       assert.equal(uninstalled?.status, 'uninstalled')
+      const runs = lockRunsDone
       down = false
       const refreshed = collect(svc, 'refreshed')
-      // The background store runs 1 s after the pair was kept and must drop it.
-      await sleep(1500)
+      // The background store runs 1 s after the pair was kept and must drop it (positive control: it ran).
+      assert.ok((await until(async () => lockRunsDone, (n) => n > runs)) > runs, 'the background store ran')
       const row = (await h.vault.installations.get(inst.id))!
       assert.equal(row.status, 'uninstalled')
       assert.equal(row.tokens, null)
